@@ -1,0 +1,1 @@
+"""Listening: platform adapters, the poller and the scheduler."""

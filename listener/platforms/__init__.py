@@ -1,0 +1,1 @@
+"""Platform adapters: one module per external service."""

@@ -1,0 +1,1 @@
+"""openear's lowest layer: configuration, storage, domain types, sentiment and ranking."""

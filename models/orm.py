@@ -1,0 +1,282 @@
+"""The SQLAlchemy ORM: every table openear stores. Schema changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from models.domain import QueueState, ReplyState, Role, check_queue_transition, check_reply_transition
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use timezone-aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), date: Date()}
+
+
+class PlatformAccount(Base):
+    """One of the brand's own accounts (an X handle, a Facebook page)."""
+
+    __tablename__ = "platform_accounts"
+    __table_args__ = (UniqueConstraint("platform", "handle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    brand: Mapped[str] = mapped_column(String(200))
+    platform: Mapped[str] = mapped_column(String(20))
+    handle: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class Customer(Base):
+    """One person across platforms; links one or more authors."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notes: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    authors: Mapped[list[Author]] = relationship(back_populates="customer")
+
+
+class Author(Base):
+    """A platform identity: who wrote a mention."""
+
+    __tablename__ = "authors"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(64))
+    handle: Mapped[str | None] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    followers: Mapped[int | None] = mapped_column(Integer)
+    profile_url: Mapped[str | None] = mapped_column(String(500))
+    is_brand: Mapped[bool] = mapped_column(Boolean, default=False)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[Customer | None] = relationship(back_populates="authors")
+
+
+class Mention(Base):
+    """A post or comment heard on a platform (the brand's own included, as history)."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (
+        UniqueConstraint("platform", "external_id"),
+        Index("ix_mentions_conversation", "platform", "conversation_id"),
+        Index("ix_mentions_brand_created", "brand", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(128))
+    brand: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(128))
+    in_reply_to_id: Mapped[str | None] = mapped_column(String(128))
+    permalink: Mapped[str | None] = mapped_column(String(500))
+    is_own: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sentiment_label: Mapped[str | None] = mapped_column(String(16))
+    score_negative: Mapped[float | None] = mapped_column(Float)
+    score_neutral: Mapped[float | None] = mapped_column(Float)
+    score_positive: Mapped[float | None] = mapped_column(Float)
+    complaint_score: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[float | None] = mapped_column(Float)
+    priority_reasons: Mapped[list[str] | None] = mapped_column(JSON)
+
+    author: Mapped[Author] = relationship()
+    queue_item: Mapped[QueueItem | None] = relationship(back_populates="mention", uselist=False)
+
+
+class User(Base):
+    """A member of the social-media team."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20), default=Role.AGENT.value)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:  # never show the hash
+        return f"User(id={self.id!r}, username={self.username!r}, role={self.role!r})"
+
+
+class QueueItem(Base):
+    """A mention waiting for the team: new -> claimed -> answered | dismissed."""
+
+    __tablename__ = "queue_items"
+    __table_args__ = (Index("ix_queue_items_state_priority", "state", "priority"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mention_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("mentions.id", ondelete="CASCADE"), unique=True
+    )
+    brand: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default=QueueState.NEW.value)
+    priority: Mapped[float] = mapped_column(Float, default=0.0)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    claimed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    dismiss_reason: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    mention: Mapped[Mention] = relationship(back_populates="queue_item")
+    assignee: Mapped[User | None] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
+
+    def transition(self, target: QueueState, *, now: datetime | None = None) -> None:
+        """Move to `target` or raise IllegalTransition. Concurrent moves fail on the version check."""
+        check_queue_transition(QueueState(self.state), target)
+        now = now or utcnow()
+        self.state = target.value
+        if target is QueueState.CLAIMED:
+            self.claimed_at = now
+        elif target is QueueState.NEW:
+            self.assignee_id, self.claimed_at, self.closed_at, self.dismiss_reason = None, None, None, None
+        else:
+            self.closed_at = now
+
+
+class Reply(Base):
+    """A public answer written by the team: draft -> sending -> sent | failed."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mention_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("mentions.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    platform: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default=ReplyState.DRAFT.value)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    platform_reply_id: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    def transition(self, target: ReplyState) -> None:
+        check_reply_transition(ReplyState(self.state), target)
+        self.state = target.value
+        if target is ReplyState.SENT:
+            self.sent_at = utcnow()
+
+
+class PollCursor(Base):
+    """Where each source's polling stands; advanced in the same transaction as the mentions."""
+
+    __tablename__ = "poll_cursors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(300), unique=True)
+    cursor: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """Who did what, when: claims, replies, dismissals, corrections, exports, erasures."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(50))
+    object_type: Mapped[str] = mapped_column(String(50))
+    object_id: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Digest(Base):
+    """A daily digest as built, rendered and (once) sent."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("brand", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    brand: Mapped[str] = mapped_column(String(200))
+    day: Mapped[date]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    html: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

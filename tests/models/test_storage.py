@@ -1,0 +1,160 @@
+"""Storage on SQLite and PostgreSQL: migrations, uniqueness, state machines, schema checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, inspect, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from models.db import (
+    DatabaseError,
+    SchemaOutdated,
+    check_schema,
+    current_revision,
+    head_revision,
+    make_engine,
+    upgrade,
+)
+from models.domain import IllegalTransition, QueueState, ReplyState
+from models.orm import Author, Base, Mention, QueueItem, Reply
+
+
+def add_mention(session: Session, external_id: str = "1", platform: str = "x", text: str = "hello") -> Mention:
+    author = session.scalar(select(Author).where(Author.platform == platform, Author.external_id == "a1"))
+    if author is None:
+        author = Author(platform=platform, external_id="a1", handle="someone")
+        session.add(author)
+    mention = Mention(platform=platform, external_id=external_id, brand="Acme", source="x:acme:search:0",
+                      text=text, created_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC), author=author)
+    session.add(mention)
+    session.flush()
+    return mention
+
+
+@pytest.mark.parametrize("empty_db_url", ["sqlite", "postgresql"], indirect=True)
+def test_migrations_run_up_from_empty(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    assert current_revision(engine) is None
+    with pytest.raises(SchemaOutdated, match="openear db upgrade"):
+        check_schema(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    check_schema(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    upgrade(engine)  # idempotent
+    engine.dispose()
+
+
+def test_outdated_schema_is_refused_with_the_fixing_command(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffff'")
+    with pytest.raises(SchemaOutdated, match="newer version"):
+        check_schema(engine)
+    engine.dispose()
+
+
+def test_dead_database_gives_an_actionable_error() -> None:
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
+    with pytest.raises(DatabaseError, match="cannot reach the database"):
+        check_schema(engine)
+
+
+def test_platform_and_external_id_are_unique(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        add_mention(session, "100")
+        add_mention(session, "100", platform="facebook")  # same id, other platform: fine
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        add_mention(session, "100")
+    with sessions() as session:
+        assert session.scalar(select(Mention).where(Mention.external_id == "100", Mention.platform == "x"))
+        assert len(session.scalars(select(Mention)).all()) == 2
+
+
+def test_hostile_text_round_trips(sessions: sessionmaker[Session]) -> None:
+    hostile = "<script>alert('x')</script> \u202eRTL\u202c 😡🔥 " + "Ä" * 10_000
+    with sessions.begin() as session:
+        add_mention(session, "h1", text=hostile)
+    with sessions() as session:
+        stored = session.scalar(select(Mention.text).where(Mention.external_id == "h1"))
+    assert stored == hostile
+
+
+def test_datetimes_come_back_timezone_aware(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        add_mention(session, "t1")
+    with sessions() as session:
+        created = session.scalar(select(Mention.created_at))
+    assert created == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def test_queue_state_machine_allows_the_documented_path(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        mention = add_mention(session)
+        item = QueueItem(mention=mention, brand="Acme")
+        session.add(item)
+        session.flush()
+        item.transition(QueueState.CLAIMED)
+        item.transition(QueueState.ANSWERED)
+        assert item.closed_at is not None
+        item.transition(QueueState.NEW)  # reopened when the customer writes again
+        assert item.claimed_at is None
+
+
+@pytest.mark.parametrize(
+    ("path", "illegal"),
+    [
+        ([], QueueState.ANSWERED),
+        ([QueueState.CLAIMED, QueueState.ANSWERED], QueueState.CLAIMED),
+        ([QueueState.DISMISSED], QueueState.ANSWERED),
+        ([QueueState.DISMISSED], QueueState.CLAIMED),
+    ],
+)
+def test_queue_state_machine_rejects_illegal_transitions(path: list[QueueState], illegal: QueueState) -> None:
+    item = QueueItem(state=QueueState.NEW.value)
+    for step in path:
+        item.transition(step)
+    before = item.state
+    with pytest.raises(IllegalTransition, match="cannot go from"):
+        item.transition(illegal)
+    assert item.state == before
+
+
+def test_reply_state_machine() -> None:
+    reply = Reply(state=ReplyState.DRAFT.value)
+    with pytest.raises(IllegalTransition):
+        reply.transition(ReplyState.SENT)
+    reply.transition(ReplyState.SENDING)
+    reply.transition(ReplyState.FAILED)
+    reply.transition(ReplyState.SENDING)
+    reply.transition(ReplyState.SENT)
+    assert reply.sent_at is not None
+    with pytest.raises(IllegalTransition):
+        reply.transition(ReplyState.SENDING)
+
+
+def test_concurrent_claims_fail_on_the_version_check(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        item = QueueItem(mention=add_mention(session), brand="Acme")
+        session.add(item)
+    first, second = sessions(), sessions()
+    a = first.get(QueueItem, item.id)
+    b = second.get(QueueItem, item.id)
+    assert a is not None and b is not None
+    a.transition(QueueState.CLAIMED)
+    first.commit()
+    b.transition(QueueState.CLAIMED)
+    with pytest.raises(StaleDataError):
+        second.commit()
+    first.close()
+    second.close()
+
+
+def test_foreign_keys_are_enforced(engine: Engine, sessions: sessionmaker[Session]) -> None:
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(QueueItem(mention_id=999_999, brand="Acme"))

@@ -1,0 +1,79 @@
+"""The CLI: help texts, init, config check, db commands, friendly errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from openear.cli import app
+
+runner = CliRunner()
+SECRET = "cli-secret-value-0123456789"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in ("OPENEAR_X_BEARER_TOKEN", "OPENEAR_X_CONSUMER_KEY", "OPENEAR_X_CONSUMER_SECRET",
+                 "OPENEAR_X_ACCESS_TOKEN", "OPENEAR_X_ACCESS_TOKEN_SECRET", "OPENEAR_FB_PAGE_TOKEN"):
+        monkeypatch.setenv(name, SECRET + name)
+    monkeypatch.setenv("OPENEAR_SECRET_KEY", SECRET)
+    monkeypatch.setenv("OPENEAR_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    return tmp_path
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("init", "config", "db"):
+        assert command in result.output
+
+
+def test_init_writes_config_and_creates_the_database(env: Path) -> None:
+    config = env / "config.yaml"
+    result = runner.invoke(app, ["--config", str(config), "init"])
+    assert result.exit_code == 0, result.output
+    assert config.exists() and (env / "cli.db").exists()
+    result = runner.invoke(app, ["--config", str(config), "db", "current"])
+    assert "up to date" in result.output
+    again = runner.invoke(app, ["--config", str(config), "init"])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_config_check_prints_a_summary_without_secrets(env: Path) -> None:
+    config = env / "config.yaml"
+    runner.invoke(app, ["--config", str(config), "init"])
+    result = runner.invoke(app, ["config", "check", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "Acme Mobile" in result.output
+    assert SECRET not in result.output
+
+
+def test_config_check_error_is_a_message_not_a_traceback(env: Path) -> None:
+    bad = env / "bad.yaml"
+    bad.write_text("brands:\n  - name: A\n    languagez: [en]\nweb:\n  secret_key: ${OPENEAR_SECRET_KEY}\n")
+    result = runner.invoke(app, ["config", "check", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.yaml:3" in result.output and "did you mean 'languages'" in result.output
+    assert "Traceback" not in result.output
+    assert SECRET not in result.output
+
+
+def test_db_upgrade_is_idempotent(env: Path) -> None:
+    config = env / "config.yaml"
+    config.write_text("brands: []\ndatabase:\n  url: ${OPENEAR_DATABASE_URL}\n")
+    first = runner.invoke(app, ["--config", str(config), "db", "upgrade"])
+    assert first.exit_code == 0, first.output
+    assert "upgraded empty" in first.output
+    second = runner.invoke(app, ["--config", str(config), "db", "upgrade"])
+    assert "already up to date" in second.output
+
+
+def test_db_upgrade_on_a_dead_database_says_what_to_check(env: Path) -> None:
+    config = env / "config.yaml"
+    config.write_text("database:\n  url: postgresql+psycopg://nobody:pw-secret-1@127.0.0.1:1/x?connect_timeout=2\n")
+    result = runner.invoke(app, ["--config", str(config), "db", "upgrade"])
+    assert result.exit_code == 2
+    assert "cannot reach the database" in result.output
+    assert "pw-secret-1" not in result.output
