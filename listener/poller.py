@@ -1,0 +1,296 @@
+"""Polling one source: fetch -> dedupe -> classify -> rank -> store + queue + cursor, atomically.
+
+The mentions of a poll, their queue items and the advanced cursor are written in ONE transaction,
+so a crash at any point either keeps all of it or none of it; the next poll then starts from the
+stored cursor and `ON CONFLICT DO NOTHING` on (platform, external_id) drops what was already seen.
+Classification happens before the write transaction (it is the slow part and needs no lock).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited, Source
+from models.config import RankingConfig
+from models.domain import MentionData, QueueState, clean_text
+from models.history import histories
+from models.orm import AuditEvent, Author, Mention, PollCursor, QueueItem, utcnow
+from models.ranking import RankInput, rank
+
+log = logging.getLogger(__name__)
+CHUNK = 500
+
+
+class SentimentLike(Protocol):
+    label: str
+    negative: float
+    neutral: float
+    positive: float
+    complaint: float
+
+
+class ClassifierLike(Protocol):
+    def classify(self, texts: list[str]) -> Sequence[SentimentLike]: ...
+
+
+@dataclass
+class PollResult:
+    source: str
+    fetched: int = 0
+    new: int = 0
+    duplicates: int = 0
+    own: int = 0
+    queued: int = 0
+    closed_by_own_reply: int = 0
+    cursor: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+class Poller:
+    """Runs polls of the sources it is given; every dependency comes in through the constructor."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        classifier: ClassifierLike,
+        *,
+        ranking: RankingConfig | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions, self.classifier, self.clock = sessions, classifier, clock
+        self.ranking = ranking or RankingConfig()
+
+    # ------------------------------------------------------------------ public
+
+    def cursor(self, source: str) -> str | None:
+        with self.sessions() as session:
+            return session.scalar(select(PollCursor.cursor).where(PollCursor.source == source))
+
+    def poll_once(self, adapter: PlatformAdapter, source: Source) -> PollResult:
+        """One poll of `source`. Platform errors are recorded on the source and re-raised."""
+        result = PollResult(source=source.name)
+        cursor = self.cursor(source.name)
+        try:
+            fetched = adapter.fetch(source, cursor)
+        except PlatformError as exc:
+            self._record_failure(source.name, exc)
+            log.warning("poll %s failed, cursor unchanged at %s: %s", source.name, cursor, exc)
+            raise
+        result.fetched = len(fetched.mentions)
+        mentions = self._clean(fetched.mentions, result)
+        fresh = self._unseen(mentions)
+        result.duplicates = len(mentions) - len(fresh)
+        sentiments = self._classify([m for m in fresh if not m.is_own], result)
+        with self.sessions.begin() as session:
+            self._store(session, fresh, sentiments, result)
+            self._advance(session, source.name, fetched.next_cursor or cursor)
+        result.cursor = fetched.next_cursor or cursor
+        log.info("poll %s: %d fetched, %d new, %d duplicates, %d queued", source.name, result.fetched,
+                 result.new, result.duplicates, result.queued)
+        return result
+
+    # ------------------------------------------------------------------ steps
+
+    def _clean(self, mentions: list[MentionData], result: PollResult) -> list[MentionData]:
+        """Dedupe within the batch (two queries, one post) and make every text storable."""
+        seen: dict[tuple[str, str], MentionData] = {}
+        for mention in mentions:
+            key = (mention.platform.value, mention.external_id)
+            if key in seen:
+                continue
+            text, reasons = clean_text(mention.text)
+            if reasons:
+                note = f"{mention.platform.value} {mention.external_id}: " + "; ".join(reasons)
+                log.warning("stored with changes: %s", note)
+                result.warnings.append(note)
+                mention = replace(mention, text=text)
+            if mention.raw:
+                mention = replace(mention, raw=_clean_raw(mention.raw))
+            seen[key] = mention
+        return list(seen.values())
+
+    def _unseen(self, mentions: list[MentionData]) -> list[MentionData]:
+        if not mentions:
+            return []
+        known: set[tuple[str, str]] = set()
+        with self.sessions() as session:
+            for start in range(0, len(mentions), CHUNK):
+                keys = [(m.platform.value, m.external_id) for m in mentions[start : start + CHUNK]]
+                rows = session.execute(
+                    select(Mention.platform, Mention.external_id).where(
+                        tuple_(Mention.platform, Mention.external_id).in_(keys)
+                    )
+                )
+                known.update((r.platform, r.external_id) for r in rows)
+        return [m for m in mentions if (m.platform.value, m.external_id) not in known]
+
+    def _classify(self, inbound: list[MentionData], result: PollResult) -> dict[str, SentimentLike]:
+        """Sentiment per external id. A failing classifier leaves mentions unclassified, never unstored."""
+        if not inbound:
+            return {}
+        try:
+            scored = self.classifier.classify([m.text for m in inbound])
+        except Exception as exc:  # the classifier is a plug-in: any failure is contained here
+            log.exception("classifier failed; %d mentions stored unclassified", len(inbound))
+            result.warnings.append(f"classifier failed: {exc}")
+            return {}
+        return {m.external_id: s for m, s in zip(inbound, scored, strict=True)}
+
+    def _store(self, session: Session, mentions: list[MentionData], sentiments: dict[str, SentimentLike],
+               result: PollResult) -> None:
+        if not mentions:
+            return
+        now = self.clock()
+        author_ids = self._upsert_authors(session, mentions, now)
+
+        def author_of(m: MentionData) -> int:
+            return author_ids[(m.platform.value, m.author.external_id)]
+
+        inbound_authors = {author_of(m) for m in mentions if not m.is_own}
+        known = histories(session, inbound_authors, before=min(m.created_at for m in mentions))
+        rows = []
+        for m in mentions:
+            row = _mention_row(m, author_of(m), sentiments.get(m.external_id), now)
+            if not m.is_own:
+                sentiment = sentiments.get(m.external_id)
+                ranking = rank(
+                    RankInput(text=m.text, negative=sentiment.negative if sentiment else 0.0,
+                              complaint=sentiment.complaint if sentiment else None, created_at=m.created_at,
+                              followers=m.author.followers, history=known[author_of(m)]),
+                    now, self.ranking,
+                )
+                row["priority"] = ranking.priority
+                row["priority_reasons"] = ranking.reasons if sentiment else ["not classified yet", *ranking.reasons]
+            rows.append(row)
+        inserted: dict[str, int] = {}
+        for start in range(0, len(rows), CHUNK):
+            statement = (
+                _insert(session, Mention)
+                .on_conflict_do_nothing(index_elements=["platform", "external_id"])
+                .returning(Mention.id, Mention.external_id)
+            )
+            for hit in session.execute(statement, rows[start : start + CHUNK]).all():
+                inserted[hit.external_id] = hit.id
+        result.new = len(inserted)
+        result.duplicates += len(mentions) - len(inserted)
+
+        new_rows = [r for r in rows if r["external_id"] in inserted]
+        items = [
+            {"mention_id": inserted[r["external_id"]], "brand": r["brand"], "state": QueueState.NEW.value,
+             "priority": r["priority"], "created_at": now, "updated_at": now, "version": 1}
+            for r in new_rows if not r["is_own"]
+        ]
+        result.own = len(new_rows) - len(items)
+        if items:
+            session.execute(_insert(session, QueueItem).on_conflict_do_nothing(index_elements=["mention_id"]), items)
+        result.queued = len(items)
+        new_mentions = [m for m in mentions if m.external_id in inserted]
+        result.closed_by_own_reply = self._close_answered(session, [m for m in new_mentions if m.is_own], now)
+
+    def _upsert_authors(
+        self, session: Session, mentions: list[MentionData], now: datetime
+    ) -> dict[tuple[str, str], int]:
+        latest: dict[tuple[str, str], MentionData] = {}
+        for m in mentions:
+            latest[(m.platform.value, m.author.external_id)] = m
+        rows = [
+            {"platform": key[0], "external_id": key[1], "handle": m.author.handle,
+             "display_name": m.author.display_name, "followers": m.author.followers,
+             "profile_url": m.author.profile_url, "is_brand": m.is_own, "first_seen_at": now, "updated_at": now}
+            for key, m in latest.items()
+        ]
+        ids: dict[tuple[str, str], int] = {}
+        for start in range(0, len(rows), CHUNK):
+            statement = _insert(session, Author)
+            statement = statement.on_conflict_do_update(
+                index_elements=["platform", "external_id"],
+                set_={"handle": statement.excluded.handle, "display_name": statement.excluded.display_name,
+                      "followers": statement.excluded.followers, "updated_at": statement.excluded.updated_at},
+            ).returning(Author.id, Author.platform, Author.external_id)
+            for row in session.execute(statement, rows[start : start + CHUNK]).all():
+                ids[(row.platform, row.external_id)] = row.id
+        return ids
+
+    def _close_answered(self, session: Session, own: list[MentionData], now: datetime) -> int:
+        """The brand answered on the platform directly: close the answered mentions' queue items."""
+        targets = [(m.platform.value, m.in_reply_to_id) for m in own if m.in_reply_to_id]
+        if not targets:
+            return 0
+        items = session.scalars(
+            select(QueueItem).join(Mention, QueueItem.mention_id == Mention.id).where(
+                tuple_(Mention.platform, Mention.external_id).in_(targets),
+                QueueItem.state.in_([QueueState.NEW.value, QueueState.CLAIMED.value]),
+            )
+        ).all()
+        for item in items:
+            if item.state == QueueState.NEW.value:
+                item.transition(QueueState.CLAIMED, now=now)
+            item.transition(QueueState.ANSWERED, now=now)
+            session.add(AuditEvent(action="answered_on_platform", object_type="queue_item",
+                                   object_id=str(item.id), at=now, detail={"mention_id": item.mention_id}))
+        return len(items)
+
+    def _advance(self, session: Session, source: str, cursor: str | None) -> None:
+        now = self.clock()
+        statement = _insert(session, PollCursor).values(
+            source=source, cursor=cursor, state={}, last_success_at=now, consecutive_failures=0, updated_at=now
+        )
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["source"],
+            set_={"cursor": cursor, "last_success_at": now, "consecutive_failures": 0, "last_error": None,
+                  "updated_at": now},
+        ))
+
+    def _record_failure(self, source: str, exc: PlatformError) -> None:
+        now = self.clock()
+        message = f"{type(exc).__name__}: {exc}"
+        state: dict[str, Any] = {"retry_at": exc.retry_at.isoformat()} if isinstance(exc, RateLimited) else {}
+        with self.sessions.begin() as session:
+            row = session.scalar(select(PollCursor).where(PollCursor.source == source))
+            if row is None:
+                row = PollCursor(source=source, cursor=None, state={}, consecutive_failures=0)
+                session.add(row)
+            row.last_error, row.last_error_at = message[:2000], now
+            row.consecutive_failures = (row.consecutive_failures or 0) + 1
+            row.state = {**(row.state or {}), **state}
+
+
+def _clean_raw(value: Any) -> Any:
+    """The raw payload with every string made storable (PostgreSQL JSON rejects NUL, lone surrogates)."""
+    if isinstance(value, str):
+        return clean_text(value)[0]
+    if isinstance(value, dict):
+        return {_clean_raw(k): _clean_raw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_raw(v) for v in value]
+    return value
+
+
+def _mention_row(m: MentionData, author_id: int, sentiment: SentimentLike | None, now: datetime) -> dict[str, Any]:
+    return {
+        "platform": m.platform.value, "external_id": m.external_id, "brand": m.brand, "source": m.source,
+        "text": m.text, "language": m.language, "created_at": m.created_at, "fetched_at": now,
+        "author_id": author_id, "conversation_id": m.conversation_id, "in_reply_to_id": m.in_reply_to_id,
+        "permalink": m.permalink, "is_own": m.is_own, "raw": m.raw or None,
+        "sentiment_label": sentiment.label if sentiment else None,
+        "score_negative": sentiment.negative if sentiment else None,
+        "score_neutral": sentiment.neutral if sentiment else None,
+        "score_positive": sentiment.positive if sentiment else None,
+        "complaint_score": sentiment.complaint if sentiment else None,
+        "priority": None, "priority_reasons": None,
+    }

@@ -1,0 +1,219 @@
+"""The poller's storage logic with a scripted adapter: dedupe, atomicity, queueing, cursors.
+
+End-to-end polls against the X emulator over real HTTP live in test_x_poll.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from listener.platforms.base import FetchResult, RateLimited, Source, Transient
+from listener.poller import Poller
+from models.domain import AuthorData, MentionData, Platform, QueueState
+from models.orm import Author, Mention, PollCursor, QueueItem
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+SOURCE = Source("x:acme:search:0", Platform.X, "Acme", "search", "acme")
+
+
+def post(n: int, text: str = "my order never arrived, please help", author: str = "u1", **kw: object) -> MentionData:
+    return MentionData(
+        platform=Platform.X, external_id=str(1000 + n), text=text, created_at=T0 + timedelta(minutes=n),
+        author=AuthorData(Platform.X, author, handle=f"h{author}", followers=100), brand="Acme",
+        source=SOURCE.name, conversation_id=str(1000 + n), **kw,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class ScriptedAdapter:
+    """Returns the scripted batches one per fetch; records the cursors it was asked with."""
+
+    batches: list[list[MentionData] | Exception] = field(default_factory=list)
+    seen_cursors: list[str | None] = field(default_factory=list)
+    platform: Platform = Platform.X
+
+    def sources(self) -> list[Source]:
+        return [SOURCE]
+
+    def fetch(self, source: Source, cursor: str | None) -> FetchResult:
+        self.seen_cursors.append(cursor)
+        batch = self.batches.pop(0)
+        if isinstance(batch, Exception):
+            raise batch
+        newest = max((m.external_id for m in batch), key=int, default=None)
+        return FetchResult(batch, newest or cursor)
+
+    def post_reply(self, mention: MentionData, text: str) -> str:
+        raise NotImplementedError
+
+    def find_reply(self, mention: MentionData, text: str) -> str | None:
+        return None
+
+
+@dataclass
+class Result:
+    label: str
+    negative: float
+    neutral: float
+    positive: float
+    complaint: float
+
+
+class CountingClassifier:
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def classify(self, texts: list[str]) -> list[Result]:
+        self.calls.append(texts)
+        return [Result("negative", 0.8, 0.1, 0.1, 0.9) if "never" in t else Result("positive", 0.05, 0.15, 0.8, 0.1)
+                for t in texts]
+
+
+def count(sessions: sessionmaker[Session], model: type) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.fixture
+def classifier() -> CountingClassifier:
+    return CountingClassifier()
+
+
+def test_new_mentions_are_stored_classified_ranked_and_queued(sessions: sessionmaker[Session],
+                                                              classifier: CountingClassifier) -> None:
+    adapter = ScriptedAdapter([[post(1), post(2, "love the new plan, thanks!")]])
+    result = Poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1)).poll_once(adapter, SOURCE)
+    assert (result.new, result.queued, result.duplicates) == (2, 2, 0)
+    with sessions() as session:
+        items = session.scalars(select(QueueItem).order_by(QueueItem.priority.desc())).all()
+        top = session.get(Mention, items[0].mention_id)
+        assert top is not None and top.external_id == "1001"
+        assert top.sentiment_label == "negative" and top.score_negative == 0.8
+        assert top.priority_reasons and top.priority_reasons[0].startswith("negative 0.80")
+        assert all(i.state == QueueState.NEW.value for i in items)
+        cursor = session.scalar(select(PollCursor.cursor).where(PollCursor.source == SOURCE.name))
+    assert cursor == "1002"
+
+
+def test_duplicates_across_polls_and_within_a_batch_are_stored_once(sessions: sessionmaker[Session],
+                                                                     classifier: CountingClassifier) -> None:
+    adapter = ScriptedAdapter([[post(1), post(2), post(1)], [post(2), post(3)]])
+    poller = Poller(sessions, classifier)
+    first = poller.poll_once(adapter, SOURCE)
+    second = poller.poll_once(adapter, SOURCE)
+    assert (first.new, second.new, second.duplicates) == (2, 1, 1)
+    assert count(sessions, Mention) == 3 and count(sessions, QueueItem) == 3
+    assert adapter.seen_cursors == [None, "1002"]
+    # only unseen texts reach the classifier
+    assert [len(call) for call in classifier.calls] == [2, 1]
+
+
+def test_a_crash_inside_the_transaction_stores_nothing_and_the_retry_stores_everything_once(
+    sessions: sessionmaker[Session], classifier: CountingClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poller = Poller(sessions, classifier)
+    adapter = ScriptedAdapter([[post(1), post(2)], [post(1), post(2), post(3)]])
+
+    def crash(*_args: object) -> None:
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(poller, "_advance", crash)
+        with pytest.raises(RuntimeError):
+            poller.poll_once(adapter, SOURCE)
+    assert count(sessions, Mention) == 0 and count(sessions, QueueItem) == 0
+    assert poller.cursor(SOURCE.name) is None
+    poller.poll_once(adapter, SOURCE)
+    assert count(sessions, Mention) == 3 and count(sessions, QueueItem) == 3
+    assert adapter.seen_cursors == [None, None]
+
+
+def test_platform_errors_leave_the_cursor_and_are_recorded(sessions: sessionmaker[Session],
+                                                           classifier: CountingClassifier) -> None:
+    retry_at = T0 + timedelta(minutes=15)
+    adapter = ScriptedAdapter([[post(1)], Transient("HTTP 503 from the X API"), RateLimited("slow down", retry_at)])
+    poller = Poller(sessions, classifier, clock=lambda: T0)
+    poller.poll_once(adapter, SOURCE)
+    with pytest.raises(Transient):
+        poller.poll_once(adapter, SOURCE)
+    with pytest.raises(RateLimited):
+        poller.poll_once(adapter, SOURCE)
+    with sessions() as session:
+        row = session.scalar(select(PollCursor).where(PollCursor.source == SOURCE.name))
+        assert row is not None
+        assert row.cursor == "1001" and row.consecutive_failures == 2
+        assert row.last_error is not None and row.last_error.startswith("RateLimited")
+        assert row.state["retry_at"] == retry_at.isoformat()
+
+
+def test_the_brands_own_posts_are_history_and_close_the_item_they_answer(sessions: sessionmaker[Session],
+                                                                         classifier: CountingClassifier) -> None:
+    own = post(5, "Sorry! We sent you a DM.", author="brand", is_own=True, in_reply_to_id="1001")
+    adapter = ScriptedAdapter([[post(1)], [own]])
+    poller = Poller(sessions, classifier)
+    poller.poll_once(adapter, SOURCE)
+    result = poller.poll_once(adapter, SOURCE)
+    assert (result.new, result.own, result.queued, result.closed_by_own_reply) == (1, 1, 0, 1)
+    with sessions() as session:
+        states = session.scalars(select(QueueItem.state)).all()
+        brand = session.scalar(select(Author).where(Author.external_id == "brand"))
+    assert states == [QueueState.ANSWERED.value]
+    assert brand is not None and brand.is_brand
+    assert classifier.calls == [[post(1).text]]  # own posts are not classified
+
+
+def test_a_failing_classifier_stores_mentions_unclassified(sessions: sessionmaker[Session]) -> None:
+    class Broken:
+        def classify(self, texts: list[str]) -> list[Result]:
+            raise MemoryError("model too big")
+
+    result = Poller(sessions, Broken()).poll_once(ScriptedAdapter([[post(1)]]), SOURCE)
+    assert result.new == 1 and result.warnings
+    with sessions() as session:
+        mention = session.scalars(select(Mention)).one()
+    assert mention.sentiment_label is None
+    assert mention.priority_reasons is not None and mention.priority_reasons[0] == "not classified yet"
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("<script>alert(1)</script>\"><img src=x onerror=alert(1)>", None),
+        ("x" * 10_000, None),
+        ("\u202eevil RTL\u202c مرحبا 😡🔥👍🏽", None),
+        ("nul\x00inside", "nul\ufffdinside"),
+        ("lone \ud800 surrogate", "lone \ufffd surrogate"),
+    ],
+)
+def test_hostile_text_is_stored_intact_or_cleaned_with_a_reason(
+    sessions: sessionmaker[Session], classifier: CountingClassifier, text: str, expect: str | None
+) -> None:
+    mention = post(1, text)
+    mention = MentionData(**{**mention.__dict__, "raw": {"text": text, "nested": [text]}})
+    result = Poller(sessions, classifier).poll_once(ScriptedAdapter([[mention]]), SOURCE)
+    with sessions() as session:
+        stored = session.scalars(select(Mention)).one()
+    assert stored.text == (expect or text)
+    assert stored.raw is not None and stored.raw["text"] == (expect or text)
+    assert bool(result.warnings) == (expect is not None)
+
+
+def test_history_raises_the_rank_of_a_repeat_complaint(sessions: sessionmaker[Session],
+                                                       classifier: CountingClassifier) -> None:
+    poller = Poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=2))
+    poller.poll_once(ScriptedAdapter([[post(1, author="loyal")]]), SOURCE)
+    later = [post(10, author="loyal"), post(11, author="stranger")]
+    poller.poll_once(ScriptedAdapter([later]), SOURCE)
+    with sessions() as session:
+        by_id = {m.external_id: m for m in session.scalars(select(Mention))}
+    loyal, stranger = by_id["1010"], by_id["1011"]
+    assert loyal.priority is not None and stranger.priority is not None
+    assert loyal.priority > stranger.priority
+    assert loyal.priority_reasons is not None
+    assert "1 earlier conversation" in loyal.priority_reasons
+    assert "last complaint unanswered" in loyal.priority_reasons
