@@ -15,7 +15,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('customers',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('display_name', sa.String(length=200), nullable=True),
@@ -180,10 +179,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_replies_mention_id'), ['mention_id'], unique=False)
 
 
-
-
 def downgrade() -> None:
-
     with op.batch_alter_table('replies', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_replies_mention_id'))
 

@@ -15,7 +15,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('saved_replies',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -70,10 +69,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_sentiment_corrections_mention_id'), ['mention_id'], unique=False)
 
 
-
-
 def downgrade() -> None:
-
     with op.batch_alter_table('sentiment_corrections', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sentiment_corrections_mention_id'))
 
