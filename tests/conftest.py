@@ -12,7 +12,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,26 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine, session_factory, upgrade
 from models.orm import Base
+from tests.support import FakeClock
 
 PG_ADMIN_URL = os.environ.get("OPENEAR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
-
-
-class FakeClock:
-    """A clock tests move by hand; never sleeps."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now_value = start or datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now_value
-
-    def advance(self, **kwargs: float) -> datetime:
-        self.now_value += timedelta(**kwargs)
-        return self.now_value
-
-    def timestamp(self) -> float:
-        return self.now_value.timestamp()
 
 
 @pytest.fixture

@@ -1,0 +1,197 @@
+"""The reply dispatcher: exactly one public reply per send, even across crashes and instances.
+
+Protocol for one reply:
+1. Take it: a conditional UPDATE moves it `draft|failed -> sending` and bumps `attempts` (a fencing
+   token). Only one worker, in one process or on one of several instances, wins.
+2. Commit that, THEN call the platform. A crash after this point leaves the reply `sending`.
+3. Record the outcome: `sent` with the platform id, or `failed` with a plain-words error; transient
+   failures get `next_attempt_at` with exponential backoff (or the platform's `retry_at`).
+
+Recovery: a reply left `sending` longer than `lease` belonged to a worker that died. Before posting
+again, the dispatcher asks the platform whether our reply is already there (`find_reply`: the X
+conversation, the Facebook comment's replies); if so it is marked sent, never posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from listener.platforms.base import AuthFailed, PlatformError, RateLimited, TargetGone, Transient
+from models.domain import AuthorData, MentionData, Platform, ReplyState
+from models.orm import AuditEvent, Mention, Reply, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class ReplyPlatform(Protocol):
+    def post_reply(self, mention: MentionData, text: str) -> str: ...
+
+    def find_reply(self, mention: MentionData, text: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply_id: int
+    state: str
+    platform_reply_id: str | None = None
+    error: str | None = None
+    recovered: bool = False
+
+
+def plain_error(exc: Exception) -> tuple[str, bool]:
+    """A message for the agent, and whether retrying later can help."""
+    if isinstance(exc, RateLimited):
+        return f"The platform is rate limiting us; openear retries at {exc.retry_at:%H:%M} UTC.", True
+    if isinstance(exc, AuthFailed):
+        return f"The platform rejected our credentials, so nothing was posted. An admin must fix them: {exc}", False
+    if isinstance(exc, TargetGone):
+        return "The post you answered no longer exists (deleted or hidden); the reply was not posted.", False
+    if isinstance(exc, Transient):
+        return f"The platform had a temporary problem ({exc}); openear retries automatically.", True
+    return f"Unexpected error: {exc}", False
+
+
+class Dispatcher:
+    """Sends queued replies through the platform adapters. All dependencies come in here."""
+
+    BACKOFF = timedelta(seconds=30)
+    MAX_BACKOFF = timedelta(minutes=30)
+    MAX_ATTEMPTS = 8
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        platforms: Mapping[Platform, ReplyPlatform],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        lease: timedelta = timedelta(minutes=2),
+    ) -> None:
+        self.sessions, self.platforms, self.clock, self.lease = sessions, platforms, clock, lease
+
+    # ------------------------------------------------------------------ public
+
+    def dispatch(self, reply_id: int) -> Outcome | None:
+        """Send one reply now if it is due (draft, or failed and retryable). None: not ours to send."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            attempt = session.execute(
+                update(Reply)
+                .where(Reply.id == reply_id, or_(
+                    Reply.state == ReplyState.DRAFT.value,
+                    and_(Reply.state == ReplyState.FAILED.value, Reply.retryable.is_(True)),
+                ))
+                .values(state=ReplyState.SENDING.value, attempts=Reply.attempts + 1, last_attempt_at=now,
+                        next_attempt_at=None)
+                .returning(Reply.attempts)
+            ).scalar()
+        if attempt is None:
+            return None
+        return self._send(reply_id, attempt, recover=False)
+
+    def dispatch_due(self, limit: int = 50) -> list[Outcome]:
+        """Every reply due now: drafts, retries whose time has come, and sends orphaned by a crash."""
+        now = self.clock()
+        with self.sessions() as session:
+            due = session.scalars(
+                select(Reply.id).where(or_(
+                    Reply.state == ReplyState.DRAFT.value,
+                    and_(Reply.state == ReplyState.FAILED.value, Reply.retryable.is_(True),
+                         Reply.next_attempt_at <= now),
+                )).order_by(Reply.id).limit(limit)
+            ).all()
+            orphaned = session.execute(
+                select(Reply.id, Reply.attempts).where(
+                    Reply.state == ReplyState.SENDING.value, Reply.last_attempt_at <= now - self.lease
+                ).order_by(Reply.id).limit(limit)
+            ).all()
+        outcomes = [o for o in (self.recover(r.id, r.attempts) for r in orphaned) if o]
+        outcomes += [o for o in (self.dispatch(reply_id) for reply_id in due) if o]
+        return outcomes
+
+    def recover(self, reply_id: int, seen_attempts: int) -> Outcome | None:
+        """Take over a reply stuck in `sending` (its worker died) and finish it without a double post."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            attempt = session.execute(
+                update(Reply)
+                .where(Reply.id == reply_id, Reply.state == ReplyState.SENDING.value,
+                       Reply.attempts == seen_attempts)
+                .values(attempts=Reply.attempts + 1, last_attempt_at=now)
+                .returning(Reply.attempts)
+            ).scalar()
+        if attempt is None:
+            return None  # another worker took it over first
+        return self._send(reply_id, attempt, recover=True)
+
+    # ------------------------------------------------------------------ steps
+
+    def _send(self, reply_id: int, attempt: int, *, recover: bool) -> Outcome:
+        with self.sessions() as session:
+            reply = session.get(Reply, reply_id)
+            mention = session.get(Mention, reply.mention_id) if reply and reply.mention_id else None
+            if reply is None:
+                raise LookupError(f"reply {reply_id} vanished")
+            text, platform = reply.text, Platform(reply.platform)
+            target = _mention_data(mention) if mention else None
+        if target is None:
+            return self._finish(reply_id, attempt, error=TargetGone("the mention was deleted"))
+        adapter = self.platforms.get(platform)
+        if adapter is None:
+            return self._finish(reply_id, attempt, error=AuthFailed(f"{platform.value} is not configured"))
+        try:
+            existing = adapter.find_reply(target, text) if recover else None
+            if existing:
+                log.info("reply %s was already posted as %s before a crash; not posting again", reply_id, existing)
+                return self._finish(reply_id, attempt, platform_id=existing, recovered=True)
+            platform_id = adapter.post_reply(target, text)
+        except PlatformError as exc:
+            return self._finish(reply_id, attempt, error=exc)
+        return self._finish(reply_id, attempt, platform_id=platform_id)
+
+    def _finish(self, reply_id: int, attempt: int, *, platform_id: str | None = None,
+                error: Exception | None = None, recovered: bool = False) -> Outcome:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            reply = session.get(Reply, reply_id, with_for_update=True)
+            if reply is None or reply.attempts != attempt or reply.state != ReplyState.SENDING.value:
+                # a recovery took this reply over while we were waiting on the platform
+                log.warning("reply %s changed hands during the send; leaving it to attempt %s", reply_id,
+                            reply.attempts if reply else None)
+                return Outcome(reply_id, reply.state if reply else "gone")
+            if error is None:
+                reply.transition(ReplyState.SENT)
+                reply.sent_at, reply.platform_reply_id, reply.error = now, platform_id, None
+                session.add(AuditEvent(action="reply_sent", object_type="reply", object_id=str(reply_id), at=now,
+                                       user_id=reply.user_id,
+                                       detail={"platform_reply_id": platform_id, "recovered": recovered}))
+                return Outcome(reply_id, ReplyState.SENT.value, platform_id, recovered=recovered)
+            message, retryable = plain_error(error)
+            retryable = retryable and reply.attempts < self.MAX_ATTEMPTS
+            reply.transition(ReplyState.FAILED)
+            reply.error, reply.retryable = message, retryable
+            if retryable:
+                backoff = min(self.BACKOFF * 2 ** (reply.attempts - 1), self.MAX_BACKOFF)
+                reply.next_attempt_at = error.retry_at if isinstance(error, RateLimited) else now + backoff
+            session.add(AuditEvent(action="reply_failed", object_type="reply", object_id=str(reply_id), at=now,
+                                   user_id=reply.user_id, detail={"error": message, "retryable": retryable}))
+            log.warning("reply %s failed (attempt %s, %s): %s", reply_id, reply.attempts,
+                        "will retry" if retryable else "final", message)
+            return Outcome(reply_id, ReplyState.FAILED.value, error=message)
+
+
+def _mention_data(m: Mention) -> MentionData:
+    author = m.author
+    return MentionData(
+        platform=Platform(m.platform), external_id=m.external_id, text=m.text, created_at=m.created_at,
+        author=AuthorData(Platform(m.platform), author.external_id, author.handle, author.display_name,
+                          author.followers, author.profile_url),
+        brand=m.brand, source=m.source, language=m.language, conversation_id=m.conversation_id,
+        in_reply_to_id=m.in_reply_to_id, permalink=m.permalink, is_own=m.is_own,
+    )
