@@ -18,6 +18,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from listener import metrics
 from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited, Source
 from models.config import RankingConfig
 from models.domain import MentionData, QueueState, clean_text
@@ -30,11 +31,16 @@ CHUNK = 500
 
 
 class SentimentLike(Protocol):
-    label: str
-    negative: float
-    neutral: float
-    positive: float
-    complaint: float
+    @property
+    def label(self) -> str: ...
+    @property
+    def negative(self) -> float: ...
+    @property
+    def neutral(self) -> float: ...
+    @property
+    def positive(self) -> float: ...
+    @property
+    def complaint(self) -> float: ...
 
 
 class ClassifierLike(Protocol):
@@ -88,6 +94,7 @@ class Poller:
         try:
             fetched = adapter.fetch(source, cursor)
         except PlatformError as exc:
+            metrics.POLL_ERRORS.labels(source.name, type(exc).__name__).inc()
             self._record_failure(source.name, exc)
             log.warning("poll %s failed, cursor unchanged at %s: %s", source.name, cursor, exc)
             raise
@@ -100,6 +107,8 @@ class Poller:
             self._store(session, fresh, sentiments, result)
             self._advance(session, source.name, fetched.next_cursor or cursor)
         result.cursor = fetched.next_cursor or cursor
+        metrics.MENTIONS_INGESTED.labels(source.name).inc(result.new)
+        metrics.DUPLICATES_SKIPPED.labels(source.name).inc(result.duplicates)
         log.info("poll %s: %d fetched, %d new, %d duplicates, %d queued", source.name, result.fetched,
                  result.new, result.duplicates, result.queued)
         return result
@@ -144,7 +153,8 @@ class Poller:
         if not inbound:
             return {}
         try:
-            scored = self.classifier.classify([m.text for m in inbound])
+            with metrics.CLASSIFY_SECONDS.time():
+                scored = self.classifier.classify([m.text for m in inbound])
         except Exception as exc:  # the classifier is a plug-in: any failure is contained here
             log.exception("classifier failed; %d mentions stored unclassified", len(inbound))
             result.warnings.append(f"classifier failed: {exc}")

@@ -2,20 +2,183 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+import requests
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from listener.locks import NamedLocks
+from listener.platforms.base import PlatformAdapter, Source
+from listener.poller import ClassifierLike, Poller, PollResult
+from listener.scheduler import Daemon, SourceRunner
 from models.config import Config
 from models.db import check_schema, make_engine, session_factory
+from models.domain import Platform
+from models.orm import utcnow
+from responders.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
 
 
 class OpenEar:
-    """Wires storage, adapters, classifier and services for the CLI, the daemon and the web app."""
+    """Wires storage, adapters, classifier and services for the CLI, the daemon and the web app.
 
-    def __init__(self, config: Config, *, engine: Engine | None = None) -> None:
-        self.config = config
+    Everything is built lazily, so a command only pays for what it uses (the classifier's model
+    is loaded on the first poll that needs it, not at start-up).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        engine: Engine | None = None,
+        classifier: ClassifierLike | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        http_session: Callable[[], requests.Session] | None = None,
+    ) -> None:
+        self.config, self.clock = config, clock
         self.engine = engine or make_engine(config.database.url)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self._classifier = classifier
+        self._http_session = http_session
+        self._send_pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def check_schema(self) -> None:
         check_schema(self.engine)
+
+    # ------------------------------------------------------------------ parts
+
+    @property
+    def classifier(self) -> ClassifierLike:
+        with self._lock:
+            if self._classifier is None:
+                from models.sentiment import build_classifier
+
+                c = self.config.classifier
+                self._classifier = build_classifier(c.model, device=c.device, batch_size=c.batch_size)
+            classifier: ClassifierLike = self._classifier
+            return classifier
+
+    @cached_property
+    def adapters(self) -> dict[Platform, PlatformAdapter]:
+        adapters: dict[Platform, PlatformAdapter] = {}
+        x = self.config.platforms.x
+        if x is not None and x.enabled:
+            from listener.platforms.x import XBrand, XPlatform
+
+            def secret(value: Any) -> str:
+                return value.get_secret_value() if value is not None else ""
+
+            brands = [XBrand(b.name, list(b.queries.x), list(b.accounts.x)) for b in self.config.brands]
+            adapters[Platform.X] = XPlatform(
+                brands, bearer_token=secret(x.bearer_token), consumer_key=secret(x.consumer_key),
+                consumer_secret=secret(x.consumer_secret), access_token=secret(x.access_token),
+                access_token_secret=secret(x.access_token_secret), base_url=x.base_url,
+                session=self._http_session() if self._http_session else None, clock=self.clock,
+            )
+        fb = self.config.platforms.facebook
+        if fb is not None and fb.enabled:
+            from importlib import import_module
+
+            try:
+                facebook: Any = import_module("listener.platforms.facebook")
+            except ModuleNotFoundError:  # the Facebook adapter ships with its own issue
+                log.warning("Facebook is configured but this build has no Facebook adapter yet; skipping it")
+            else:
+                adapters[Platform.FACEBOOK] = facebook.from_config(self.config, clock=self.clock)
+        return adapters
+
+    def sources(self, name: str | None = None) -> list[tuple[PlatformAdapter, Source]]:
+        found = [(adapter, source) for adapter in self.adapters.values() for source in adapter.sources()]
+        if name is not None:
+            found = [(a, s) for a, s in found if s.name == name]
+        return found
+
+    @cached_property
+    def poller(self) -> Poller:
+        return Poller(self.sessions, _LazyClassifier(self), ranking=self.config.ranking, clock=self.clock)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.sessions, dict(self.adapters), clock=self.clock)
+
+    # ------------------------------------------------------------------ actions
+
+    def poll_all(self, name: str | None = None) -> list[PollResult]:
+        """One poll of every source (or of `name`); errors are reported per source, never raised."""
+        results = []
+        for adapter, source in self.sources(name):
+            try:
+                results.append(self.poller.poll_once(adapter, source))
+            except Exception as exc:
+                results.append(PollResult(source=source.name, error=f"{type(exc).__name__}: {exc}",
+                                          retry_at=getattr(exc, "retry_at", None)))
+        return results
+
+    def reply_queued(self, reply_id: int) -> None:
+        """The web app's hook: send a freshly queued reply now, off the request thread."""
+        with self._lock:
+            if self._send_pool is None:
+                self._send_pool = ThreadPoolExecutor(2, thread_name_prefix="send")
+        self._send_pool.submit(self._dispatch_logged, reply_id)
+
+    def _dispatch_logged(self, reply_id: int) -> None:
+        try:
+            self.dispatcher.dispatch(reply_id)
+        except Exception:
+            log.exception("sending reply %s failed; the daemon retries it", reply_id)
+
+    def build_daemon(self) -> Daemon:
+        """The daemon with every job registered: polls, dispatch, claim expiry, digest, retention."""
+        daemon = Daemon(self.engine)
+        schedule = self.config.schedule
+        locks = NamedLocks(self.engine)
+        for adapter, source in self.sources():
+            seconds = getattr(schedule.poll_interval_seconds, source.platform.value)
+            runner = SourceRunner(self.poller, adapter, source, timedelta(seconds=seconds), locks, self.clock)
+            daemon.add_interval(f"poll:{source.name}", runner, seconds, jitter=schedule.jitter_seconds)
+        daemon.add_interval("dispatch", lambda: self.dispatcher.dispatch_due(), 10)
+        for job_id, job, seconds in self.extra_jobs():
+            daemon.add_interval(job_id, job, seconds)
+        return daemon
+
+    def extra_jobs(self) -> list[tuple[str, Callable[[], Any], int]]:
+        """Periodic jobs of the responders layer, registered when that layer is present."""
+        jobs: list[tuple[str, Callable[[], Any], int]] = []
+        try:
+            from responders import queue
+        except ImportError:
+            return jobs
+        expire = getattr(queue, "expire_claims", None)
+        if expire is not None:
+            timeout = timedelta(minutes=self.config.queue.claim_timeout_minutes)
+
+            def expire_job() -> None:
+                with self.sessions.begin() as session:
+                    expire(session, self.clock(), timeout)
+
+            jobs.append(("expire_claims", expire_job, 60))
+        return jobs
+
+    def close(self) -> None:
+        if self._send_pool is not None:
+            self._send_pool.shutdown(wait=True)
+        self.engine.dispose()
+
+
+class _LazyClassifier:
+    """Defers loading the model until the first mention needs it."""
+
+    def __init__(self, app: OpenEar) -> None:
+        self.app = app
+
+    def classify(self, texts: list[str]) -> Any:
+        return self.app.classifier.classify(texts)

@@ -6,4 +6,23 @@ from collections.abc import Callable
 
 import typer
 
-COMMANDS: list[Callable[[typer.Typer], None]] = []
+from openear.commands import listen_cmd
+
+
+def _optional(module: str) -> list[Callable[[typer.Typer], None]]:
+    """Command groups whose layer may be absent from a slim install."""
+    from importlib import import_module
+
+    try:
+        return [import_module(module).register]
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise  # a real import error inside the module: never hide it
+        return []
+
+
+COMMANDS: list[Callable[[typer.Typer], None]] = [
+    listen_cmd.register,
+    *_optional("openear.commands.classifier"),
+    *_optional("openear.commands.web_cmd"),
+]

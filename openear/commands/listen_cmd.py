@@ -1,0 +1,110 @@
+"""`openear poll`, `openear sandbox` and `openear run`: listening, from one poll to the daemon."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from openear.context import CliContext, OpenearError
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("poll")
+    def poll(
+        ctx: typer.Context,
+        once: bool = typer.Option(False, "--once", help="Poll every source once and exit."),
+        source: str | None = typer.Option(None, "--source", help="Only this source (see `openear sources`)."),
+    ) -> None:
+        """Poll the configured sources once and print what came in (new, duplicates, errors)."""
+        if not once:
+            raise OpenearError("use `openear poll --once` for a single poll, or `openear run` for the daemon")
+        openear = ctx.ensure_object(CliContext).app()
+        if source and not openear.sources(source):
+            names = ", ".join(s.name for _, s in openear.sources()) or "none configured"
+            raise OpenearError(f"no source named {source!r}; sources: {names}")
+        results = openear.poll_all(source)
+        table = Table("source", "fetched", "new", "duplicates", "queued", "own", "cursor", "error")
+        for r in results:
+            table.add_row(r.source, str(r.fetched), str(r.new), str(r.duplicates), str(r.queued), str(r.own),
+                          r.cursor or "-", r.error or "")
+        console.print(table)
+        for r in results:
+            for warning in r.warnings:
+                console.print(f"[yellow]warning[/] {r.source}: {warning}")
+        if any(r.error for r in results):
+            raise typer.Exit(1)
+
+    @app.command("sources")
+    def sources(ctx: typer.Context) -> None:
+        """List the sources the configuration polls."""
+        for _, source in ctx.ensure_object(CliContext).app().sources():
+            console.print(f"{source.name}\t{source.kind}\t{source.target}")
+
+    @app.command("sandbox")
+    def sandbox(
+        x_port: int = typer.Option(8701, "--x-port", help="Port of the X API v2 emulator."),
+        rate: float = typer.Option(1.0, "--rate", help="New posts per second in the live feed (0: none)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the generated feed."),
+        backlog: int = typer.Option(200, "--backlog", help="Posts already there at start."),
+    ) -> None:
+        """Run the platform emulators (with a live feed) until Ctrl-C."""
+        from sandbox.x_api import XApiEmulator
+
+        x = XApiEmulator(seed=seed, port=x_port).start()
+        x.grow(backlog)
+        if rate > 0:
+            x.start_live(rate)
+        creds = x.credentials
+        console.print(f"X API v2 emulator: {x.url}  (bearer token {creds.bearer_token!r}, consumer key "
+                      f"{creds.consumer_key!r}, access token {creds.access_token!r})")
+        console.print("point platforms.x.base_url at it; Ctrl-C stops")
+        try:
+            _wait_for_signal()
+        finally:
+            x.stop()
+
+    @app.command("run")
+    def run(
+        ctx: typer.Context,
+        web: bool = typer.Option(True, "--web/--no-web", help="Also serve the web app (default)."),
+    ) -> None:
+        """The daemon: poll, classify, dispatch replies, expire claims, send digests, until SIGTERM."""
+        openear = ctx.ensure_object(CliContext).app()
+        daemon = openear.build_daemon()
+        daemon.start()
+        console.print(f"openear running: {len(daemon.job_ids)} jobs ({', '.join(daemon.job_ids)})")
+        try:
+            if web:
+                from openear.web import serve
+
+                serve(openear)
+            else:
+                _wait_for_signal()
+        finally:
+            console.print("stopping: finishing the current batch")
+            daemon.shutdown(wait=True)
+            openear.close()
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            time.sleep(0)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
