@@ -146,7 +146,9 @@ class Dispatcher:
         if adapter is None:
             return self._finish(reply_id, attempt, error=AuthFailed(f"{platform.value} is not configured"))
         try:
-            existing = adapter.find_reply(target, text) if recover else None
+            # Any earlier attempt may have reached the platform (a timeout after it accepted the
+            # post, a crash): look before posting again.
+            existing = adapter.find_reply(target, text) if recover or attempt > 1 else None
             if existing:
                 log.info("reply %s was already posted as %s before a crash; not posting again", reply_id, existing)
                 return self._finish(reply_id, attempt, platform_id=existing, recovered=True)
