@@ -86,14 +86,10 @@ class OpenEar:
             )
         fb = self.config.platforms.facebook
         if fb is not None and fb.enabled:
-            from importlib import import_module
+            from listener.platforms import facebook
 
-            try:
-                facebook: Any = import_module("listener.platforms.facebook")
-            except ModuleNotFoundError:  # the Facebook adapter ships with its own issue
-                log.warning("Facebook is configured but this build has no Facebook adapter yet; skipping it")
-            else:
-                adapters[Platform.FACEBOOK] = facebook.from_config(self.config, clock=self.clock)
+            adapters[Platform.FACEBOOK] = facebook.from_config(self.config, clock=self.clock,
+                                                               session_factory=self._http_session)
         return adapters
 
     def sources(self, name: str | None = None) -> list[tuple[PlatformAdapter, Source]]:
@@ -151,21 +147,17 @@ class OpenEar:
         return daemon
 
     def extra_jobs(self) -> list[tuple[str, Callable[[], Any], int]]:
-        """Periodic jobs of the responders layer, registered when that layer is present."""
+        """Periodic jobs of the responders layer: claim expiry (digest and retention join later)."""
+        from responders import queue
+
         jobs: list[tuple[str, Callable[[], Any], int]] = []
-        try:
-            from responders import queue
-        except ImportError:
-            return jobs
-        expire = getattr(queue, "expire_claims", None)
-        if expire is not None:
-            timeout = timedelta(minutes=self.config.queue.claim_timeout_minutes)
+        timeout_minutes = self.config.queue.claim_timeout_minutes
 
-            def expire_job() -> None:
-                with self.sessions.begin() as session:
-                    expire(session, self.clock(), timeout)
+        def expire_job() -> None:
+            with self.sessions.begin() as session:
+                queue.expire_claims(session, self.clock(), timeout_minutes)
 
-            jobs.append(("expire_claims", expire_job, 60))
+        jobs.append(("expire_claims", expire_job, 60))
         return jobs
 
     def close(self) -> None:

@@ -1,0 +1,468 @@
+"""An in-process Facebook Graph API emulator (pages, posts, comments) that unmodified facebook-sdk 3.1 talks to.
+
+Versioned paths (`/v25.0/...`, any `vNN.N`): GET /{page-id} and /me (page token -> the page),
+/{page-id}/feed (the page's posts, visitor posts and posts tagging the page), /{page-id}/tagged,
+/{page-id}/posts, /{page-id}/visitor_posts, /{post-or-comment-id}, /{post-id}/comments and
+/{comment-id}/comments (replies); POST /{post-or-comment-id}/comments (a reply as the page) and
+POST /{comment-id} with is_hidden. Reading supports `fields` with field expansion (`from{id,name}`,
+`comments.filter(stream).summary(true).limit(0)`), `limit` (25 by default, 100 at most), `filter`
+(toplevel | stream), `order` (chronological | reverse_chronological), `since` <= created_time <
+`until` (Unix or ISO 8601) and cursor paging (`paging.cursors`, `paging.next` / `previous` pointing
+back here with the access token, as Graph does).
+
+Page access tokens (`page_token()`), Graph error bodies (190 bad or expired token, 10 / 200 missing
+permission, 100 object gone, 4 / 17 / 32 / 613 rate limits, 2500 unknown path), hourly call budgets
+per app and per page on an injectable clock with `X-App-Usage` and `X-Business-Use-Case-Usage` on
+every answer, and the fault injection of `sandbox.httpserver`. Data lives in `sandbox.graph_store`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from sandbox.feed import BRAND_NAME, Customer
+from sandbox.graph_store import PAGE_ID, CommentRecord, GraphStore, PostRecord, Profile
+from sandbox.graph_wire import (
+    FieldSpec,
+    GraphError,
+    check_fields,
+    decode_cursor,
+    encode_cursor,
+    error_body,
+    gone,
+    graph_time,
+    invalid,
+    limit_param,
+    minutes_until,
+    parse_fields,
+    parse_time,
+    trace_id,
+    truthy,
+)
+from sandbox.httpserver import EmulatorServer, Request, Response
+
+MAX_MESSAGE = 8000
+WINDOW_S = 3600
+DEFAULT_LIMITS = {"app": 200_000, "page": 4_800}  # calls per hour
+PERMISSIONS = ("pages_show_list", "pages_read_engagement", "pages_read_user_content", "pages_manage_engagement",
+               "pages_manage_metadata")
+RATE_MESSAGES = {4: "(#4) Application request limit reached", 17: "(#17) User request limit reached",
+                 32: "(#32) Page request limit reached",
+                 613: "(#613) Calls to this api have exceeded the rate limit.",
+                 80001: "(#80001) There have been too many calls to this Page account. Wait a bit and try again."}
+PAGE_FIELDS = ("id", "name", "link", "category", "fan_count")
+POST_FIELDS = ("id", "message", "created_time", "updated_time", "from", "permalink_url", "comments", "is_hidden",
+               "status_type")
+COMMENT_FIELDS = ("id", "message", "created_time", "from", "parent", "permalink_url", "comment_count",
+                  "is_hidden", "like_count", "comments")
+_DEFAULTS = {"Page": "name,id", "Post": "created_time,message,id", "Comment": "created_time,from,message,id"}
+_PAGE_EDGES = {"feed": ("page", "visitor", "tagged"), "posts": ("page",), "tagged": ("tagged",),
+               "visitor_posts": ("visitor",)}
+Node = PostRecord | CommentRecord | Profile
+
+
+@dataclass
+class PageToken:
+    """A page access token: its page, granted permissions and whether it has expired."""
+
+    page_id: str
+    permissions: set[str] = field(default_factory=lambda: set(PERMISSIONS))
+    expired: bool = False
+
+
+class GraphApiEmulator(EmulatorServer):
+    """Graph API on 127.0.0.1. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, *, seed: int = 0, clock: Callable[[], float] = time.time, port: int = 0,
+                 page_id: str = PAGE_ID, page_name: str = BRAND_NAME, page_posts: int = 8,
+                 customers: list[Customer] | None = None, limits: dict[str, int] | None = None) -> None:
+        super().__init__(port=port)
+        self.clock = clock
+        self.store = GraphStore(clock, seed, customers, page_id, page_name)
+        self.page_id = page_id
+        self.limits = {**DEFAULT_LIMITS, **(limits or {})}
+        self.tokens: dict[str, PageToken] = {}
+        self.burst_code = 32  # what a `rate_limit_burst` fault answers
+        self.burst_regain_minutes = 10
+        self._lock = threading.Lock()
+        self._trace = 0
+        self._window_start: float | None = None
+        self._calls: dict[str, int] = {}  # "app" and page ids -> calls in the current window
+        self._throttle: tuple[int, float, str | None] | None = None  # (code, until, page id or None)
+        self._live_stop = threading.Event()
+        self._live_thread: threading.Thread | None = None
+        self.add_page(page_id, page_name)
+        self.store.seed_page_posts(page_posts)
+        self.route("GET", r"/v\d+\.\d+/(?P<rest>.*)", self._get)
+        self.route("POST", r"/v\d+\.\d+/(?P<rest>.*)", self._post)
+
+    # -- test and demo helpers ------------------------------------------------------------------
+
+    def add_page(self, page_id: str, name: str) -> str:
+        """Create a page (if new); returns its access token."""
+        self.store.add_page(page_id, name)
+        token = f"sandbox-page-token-{page_id}"
+        self.tokens.setdefault(token, PageToken(page_id))
+        return token
+
+    def page_token(self, page_id: str | None = None) -> str:
+        return f"sandbox-page-token-{page_id or self.page_id}"
+
+    def page_tokens(self) -> dict[str, str]:
+        """page id -> token, as `platforms.facebook.page_tokens` wants it."""
+        return {info.page_id: token for token, info in self.tokens.items()}
+
+    def revoke(self, permission: str, page_id: str | None = None) -> None:
+        """Take `permission` away from the page's token."""
+        self.tokens[self.page_token(page_id)].permissions.discard(permission)
+
+    def expire_token(self, page_id: str | None = None) -> None:
+        self.tokens[self.page_token(page_id)].expired = True
+
+    def throttle(self, code: int, minutes: float = 15.0, page_id: str | None = None) -> None:
+        """Answer every request (of `page_id`'s token, or all) with rate-limit `code` for `minutes`."""
+        if code not in RATE_MESSAGES:
+            raise ValueError(f"not a rate-limit code: {code}; known: {sorted(RATE_MESSAGES)}")
+        with self._lock:
+            self._throttle = (code, self.clock() + minutes * 60, page_id)
+
+    def reset_rate_limits(self) -> None:
+        with self._lock:
+            self._throttle, self._window_start, self._calls = None, None, {}
+
+    def add_post(self, author: str | None, message: str, *, page_id: str | None = None, kind: str | None = None,
+                 created: float | None = None) -> str:
+        """A post on the page's feed: by the page (author None), a visitor, or `kind="tagged"`; returns its id."""
+        return self.store.add_post(author, message, page_id=page_id, kind=kind, created=created).id
+
+    def add_comment(self, post_id: str, author: str, text: str, parent: str | None = None,
+                    created: float | None = None) -> str:
+        """A comment by `author` (a person's name, or a page id/name) on `post_id`, or a reply under `parent`."""
+        return self.store.add_comment(post_id, author, text, parent=parent, created=created).id
+
+    def delete(self, object_id: str) -> bool:
+        return self.store.delete(object_id)
+
+    def grow(self, n: int, spread: bool = True) -> list[str]:
+        """Add `n` generated posts, comments and replies (deterministic for the seed); returns all new ids."""
+        return [r.id for r in self.store.grow(n, spread)]
+
+    def start_live(self, rate: float = 1.0) -> None:
+        """Keep adding generated activity (`rate` items per second) until stop_live() or stop()."""
+        if self._live_thread is not None:
+            return
+        self._live_stop.clear()
+        interval = 1.0 / rate
+
+        def run() -> None:
+            while not self._live_stop.wait(interval):
+                self.store.grow(1, spread=False)
+
+        self._live_thread = threading.Thread(target=run, name="graph-emulator-live", daemon=True)
+        self._live_thread.start()
+
+    def stop_live(self) -> None:
+        self._live_stop.set()
+        if self._live_thread is not None:
+            self._live_thread.join(timeout=5)
+            self._live_thread = None
+
+    def stop(self) -> None:
+        self.stop_live()
+        super().stop()
+
+    def requests_to(self, suffix: str, method: str = "GET") -> int:
+        """How many requests so far had a path ending in `suffix` (e.g. "/comments")."""
+        return sum(1 for m, path, _ in list(self.log) if m == method and path.endswith(suffix))
+
+    # -- dialect --------------------------------------------------------------------------------
+
+    def _next_trace(self) -> str:
+        with self._lock:
+            self._trace += 1
+            return trace_id(f"{self.page_id}-{self._trace}")
+
+    def error_response(self, status: int, request: Request) -> Response:
+        if status >= 500:
+            exc = (GraphError(503, "(#2) Service temporarily unavailable", 2, transient=True) if status == 503 else
+                   GraphError(500, "An unknown error has occurred.", 1, transient=True))
+        else:
+            exc = GraphError(400, f"Unknown path components: {request.path}", 2500)
+        return error_body(exc, self._next_trace())
+
+    def rate_limited_response(self, request: Request) -> Response:
+        """A scripted rate-limit answer (fault `rate_limit_burst`)."""
+        page_id = self._page_of(request)
+        exc = GraphError(400, RATE_MESSAGES[self.burst_code], self.burst_code,
+                         headers=self._usage_headers(page_id, self.burst_regain_minutes))
+        return error_body(exc, self._next_trace())
+
+    def _dispatch(self, request: Request) -> Response:
+        response = super()._dispatch(request)
+        version = request.path.split("/")[1] if request.path.startswith("/v") else "v25.0"
+        response.headers.setdefault("facebook-api-version", version)
+        for name, value in self._usage_headers(self._page_of(request)).items():
+            response.headers.setdefault(name, value)
+        return response
+
+    # -- auth, budgets, usage -------------------------------------------------------------------
+
+    @staticmethod
+    def _form(request: Request) -> dict[str, str]:
+        """Query and form-encoded body parameters (the body wins), first values."""
+        params = {k: v[0] for k, v in request.query.items() if v}
+        if request.body and "json" not in request.headers.get("content-type", ""):
+            body = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+            params.update({k: v[0] for k, v in body.items() if v})
+        return params
+
+    def _token_of(self, request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        if auth.startswith(("OAuth ", "Bearer ")):
+            return auth.split(" ", 1)[1].strip()
+        return self._form(request).get("access_token")
+
+    def _page_of(self, request: Request) -> str | None:
+        token = self._token_of(request)
+        info = self.tokens.get(token) if token else None
+        return info.page_id if info else None
+
+    def _auth(self, request: Request) -> PageToken:
+        token = self._token_of(request)
+        if not token:
+            raise GraphError(400, "An access token is required to request this resource.", 104)
+        info = self.tokens.get(token)
+        if info is None:
+            raise GraphError(400, "Invalid OAuth access token - Cannot parse access token", 190)
+        if info.expired:
+            raise GraphError(401, "Error validating access token: Session has expired. The current time is "
+                             f"{graph_time(self.clock())}.", 190, subcode=463)
+        return info
+
+    def _spend(self, info: PageToken) -> None:
+        """Count one call against the app's and the page's hourly budget; raise when one is spent."""
+        with self._lock:
+            now = self.clock()
+            if self._throttle is not None:
+                code, until, page = self._throttle
+                if now >= until:
+                    self._throttle = None
+                elif page in (None, info.page_id):
+                    raise GraphError(400, RATE_MESSAGES[code], code, subcode=2446079 if code == 17 else None,
+                                     headers=self._usage_headers(info.page_id, minutes_until(now, until), locked=True))
+            if self._window_start is None or now >= self._window_start + WINDOW_S:
+                self._window_start, self._calls = now, {}
+            regain = minutes_until(now, self._window_start + WINDOW_S)
+            if self._calls.get("app", 0) >= self.limits["app"]:
+                raise GraphError(400, RATE_MESSAGES[4], 4, headers=self._usage_headers(info.page_id, 0, locked=True))
+            if self._calls.get(info.page_id, 0) >= self.limits["page"]:
+                raise GraphError(400, RATE_MESSAGES[32], 32,
+                                 headers=self._usage_headers(info.page_id, regain, locked=True))
+            self._calls["app"] = self._calls.get("app", 0) + 1
+            self._calls[info.page_id] = self._calls.get(info.page_id, 0) + 1
+
+    def _usage_headers(self, page_id: str | None, regain: int | None = None, locked: bool = False) -> dict[str, str]:
+        """X-App-Usage and (for a page token) X-Business-Use-Case-Usage, percentages of the hourly budgets."""
+        if not locked:
+            with self._lock:
+                return self._usage_headers(page_id, regain, locked=True)
+        app = min(100, round(100 * self._calls.get("app", 0) / max(1, self.limits["app"])))
+        headers = {"X-App-Usage": json.dumps({"call_count": app, "total_cputime": app // 2, "total_time": app // 2})}
+        if page_id is not None:
+            used = min(100, round(100 * self._calls.get(page_id, 0) / max(1, self.limits["page"])))
+            if regain is None:
+                regain = 0
+                if used >= 100 and self._window_start is not None:
+                    regain = minutes_until(self.clock(), self._window_start + WINDOW_S)
+            usage = {"type": "pages", "call_count": used, "total_cputime": used // 2, "total_time": used // 2,
+                     "estimated_time_to_regain_access": regain}
+            headers["X-Business-Use-Case-Usage"] = json.dumps({page_id: [usage]})
+        return headers
+
+    @staticmethod
+    def _require(info: PageToken, code: int, *permissions: str) -> None:
+        missing = [p for p in permissions if p not in info.permissions]
+        if missing:
+            names = " and ".join(f"'{p}'" for p in missing)
+            raise GraphError(403, f"(#{code}) This endpoint requires the {names} permission. Refer to "
+                             "https://developers.facebook.com/docs/permissions for details.", code)
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    def _get(self, request: Request) -> Response:
+        try:
+            info = self._auth(request)
+            self._spend(info)
+            parts = [p for p in request.params["rest"].split("/") if p]
+            if not parts or len(parts) > 2:
+                raise GraphError(400, f"Unknown path components: /{'/'.join(parts)}", 2500)
+            node = self._node(parts[0], info)
+            params = self._form(request)
+            if len(parts) == 1:
+                if not isinstance(node, Profile):
+                    self._require(info, 10, "pages_read_engagement")
+                return Response.json(self._render(request, node, params.get("fields")))
+            self._require(info, 10, "pages_read_engagement")
+            if parts[1] == "comments" and not isinstance(node, Profile):
+                self._require(info, 10, "pages_read_user_content")
+            return Response.json(self._edge(request, node, parts[1], params, top_level=True))
+        except GraphError as exc:
+            return error_body(exc, self._next_trace())
+
+    def _post(self, request: Request) -> Response:
+        try:
+            info = self._auth(request)
+            self._spend(info)
+            parts = [p for p in request.params["rest"].split("/") if p]
+            params = self._form(request)
+            if len(parts) == 2 and parts[1] == "comments":
+                self._require(info, 200, "pages_manage_engagement")
+                node = self.store.node(parts[0])
+                if not isinstance(node, PostRecord | CommentRecord):
+                    raise gone(parts[0], "post")
+                message = params.get("message", "")
+                if not message.strip():
+                    raise invalid("Missing message or attachment")
+                if len(message) > MAX_MESSAGE:
+                    raise invalid(f"Param message must be at most {MAX_MESSAGE} characters long")
+                comment = self.store.add_comment(node.id, self.store.pages[info.page_id], message)
+                return Response.json({"id": comment.id})
+            if len(parts) == 1 and "is_hidden" in params:
+                self._require(info, 200, "pages_manage_engagement")
+                node = self.store.node(parts[0])
+                if not isinstance(node, CommentRecord):
+                    raise gone(parts[0], "post")
+                node.hidden = truthy(params["is_hidden"])
+                return Response.json({"success": True})
+            if len(parts) == 1:
+                raise gone(parts[0], "post")
+            raise GraphError(400, f"Unknown path components: /{'/'.join(parts)}", 2500)
+        except GraphError as exc:
+            return error_body(exc, self._next_trace())
+
+    def _node(self, object_id: str, info: PageToken) -> Node:
+        node = self.store.pages[info.page_id] if object_id == "me" else self.store.node(object_id)
+        if node is None:
+            raise gone(object_id)
+        return node
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def _render(self, request: Request, node: Node, fields: str | list[FieldSpec] | None) -> dict[str, Any]:
+        kind = "Page" if isinstance(node, Profile) else "Post" if isinstance(node, PostRecord) else "Comment"
+        specs = parse_fields(fields or _DEFAULTS[kind]) if not isinstance(fields, list) else fields
+        check_fields(specs, PAGE_FIELDS if kind == "Page" else POST_FIELDS if kind == "Post" else COMMENT_FIELDS,
+                     kind)
+        out: dict[str, Any] = {}
+        for spec in specs:
+            value = self._value(request, node, spec)
+            if value is not None:
+                out[spec.name] = value
+        return out
+
+    def _value(self, request: Request, node: Node, spec: FieldSpec) -> Any:
+        name = spec.name
+        if isinstance(node, Profile):
+            return {"id": node.id, "name": node.name, "link": f"https://www.facebook.com/{node.id}",
+                    "category": "Telecommunication Company", "fan_count": 48_200}.get(name)
+        if name == "id":
+            return node.id
+        if name == "message":
+            return node.message
+        if name == "created_time":
+            return graph_time(node.created)
+        if name == "from":
+            author = {"id": node.author.id, "name": node.author.name}
+            return {k: v for k, v in author.items() if spec.sub is None or k in {s.name for s in spec.sub}}
+        if name == "permalink_url":
+            return node.permalink
+        if name == "is_hidden":
+            return node.hidden
+        if name == "comments":
+            return self._edge(request, node, "comments", spec.modifiers, top_level=False, specs=spec.sub)
+        if isinstance(node, PostRecord):
+            return {"updated_time": graph_time(node.updated), "status_type": "mobile_status_update"}.get(name)
+        if name == "parent":
+            return self._render(request, node.parent, spec.sub) if node.parent is not None else None
+        if name == "comment_count":
+            return len(self.store.comments_of(node, stream=False))
+        if name == "like_count":
+            return 0
+        return None
+
+    def _edge(self, request: Request, node: Node, edge: str, params: dict[str, str], *, top_level: bool,
+              specs: list[FieldSpec] | None = None) -> dict[str, Any]:
+        """One page of an edge (`feed`, `comments`, ...) with its paging and, when asked, its summary."""
+        descending = True
+        items: list[PostRecord] | list[CommentRecord]
+        if isinstance(node, Profile) and edge in _PAGE_EDGES:
+            items = self.store.feed_of(node.id, _PAGE_EDGES[edge])
+        elif isinstance(node, PostRecord | CommentRecord) and edge == "comments":
+            stream = params.get("filter", "toplevel") == "stream"
+            if params.get("filter", "toplevel") not in ("stream", "toplevel"):
+                raise invalid("filter must be one of the following values: toplevel, stream")
+            order = params.get("order", "chronological")
+            if order not in ("chronological", "reverse_chronological", "ranked"):
+                raise invalid("order must be one of the following values: chronological, reverse_chronological,"
+                              " ranked")
+            items = self.store.comments_of(node, stream)
+            descending = order == "reverse_chronological"
+            if descending:
+                items = items[::-1]
+        else:
+            kind = "Page" if isinstance(node, Profile) else type(node).__name__.removesuffix("Record")
+            raise invalid(f"Tried accessing nonexisting field ({edge}) on node type ({kind})")
+        total = len(items)
+        since, until = params.get("since"), params.get("until")
+        if since or until:
+            low = parse_time("since", since) if since else float("-inf")
+            high = parse_time("until", until) if until else float("inf")
+            items = [i for i in items if low <= int(i.created) < high]  # type: ignore[assignment]
+        item_type = "Comment" if edge == "comments" else "Post"
+        item_specs = specs if specs is not None else parse_fields(params.get("fields") or _DEFAULTS[item_type])
+        check_fields(item_specs, COMMENT_FIELDS if edge == "comments" else POST_FIELDS, item_type)
+        limit = limit_param(params.get("limit"))
+        page, has_prev, has_next = _slice(items, limit, params.get("after"), params.get("before"), descending)
+        body: dict[str, Any] = {"data": [self._render(request, item, item_specs) for item in page]}
+        if page:
+            cursors = {"before": encode_cursor(*page[0].key), "after": encode_cursor(*page[-1].key)}
+            paging: dict[str, Any] = {"cursors": cursors}
+            if top_level:
+                query = {k: v[0] for k, v in request.query.items() if v and k not in ("after", "before")}
+                if "access_token" not in query and (token := self._token_of(request)):
+                    query["access_token"] = token
+                base = f"{self.url}{request.path}?"
+                if has_next:
+                    paging["next"] = base + urlencode({**query, "after": cursors["after"]})
+                if has_prev:
+                    paging["previous"] = base + urlencode({**query, "before": cursors["before"]})
+            body["paging"] = paging
+        if edge == "comments" and truthy(params.get("summary")):
+            order = params.get("order", "ranked" if params.get("filter", "toplevel") == "toplevel" else "chronological")
+            body["summary"] = {"order": order, "total_count": total, "can_comment": True}
+        return body
+
+
+def _slice(items: list[Any], limit: int, after: str | None, before: str | None,
+           descending: bool) -> tuple[list[Any], bool, bool]:
+    """The page of `items` (ordered) after or before a cursor: (page, more before it, more after it)."""
+    if after:
+        key = decode_cursor("after", after)
+        start = next((i for i, item in enumerate(items) if (item.key < key if descending else item.key > key)),
+                     len(items))
+    elif before:
+        key = decode_cursor("before", before)
+        end = next((i for i, item in enumerate(items) if not (item.key > key if descending else item.key < key)),
+                   len(items))
+        start = max(0, end - limit)
+        return items[start:end], start > 0, end < len(items)
+    else:
+        start = 0
+    end = start + limit
+    return items[start:end], start > 0, end < len(items)

@@ -1,0 +1,183 @@
+"""The Graph API wire format for the emulator: field expansion, times, cursors and error bodies.
+
+Stdlib only; used by `sandbox.graph_api`. Field expansion follows the Graph syntax far enough for
+the adapters: `id,message,from{id,name},comments.filter(stream).summary(true).limit(0){id}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.httpserver import Response
+
+GRAPH_TIME = "%Y-%m-%dT%H:%M:%S+0000"
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 25
+
+
+class GraphError(Exception):
+    """An error the emulator answers with Graph's `{"error": {...}}` body."""
+
+    def __init__(self, status: int, message: str, code: int, type_: str = "OAuthException",
+                 subcode: int | None = None, transient: bool = False,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.type = status, message, code, type_
+        self.subcode, self.transient, self.headers = subcode, transient, headers or {}
+
+
+def trace_id(seed: str) -> str:
+    """A Graph-looking fbtrace_id, deterministic for `seed`."""
+    return base64.b64encode(hashlib.sha1(seed.encode()).digest()).decode()[:11].replace("/", "_")
+
+
+def error_body(exc: GraphError, trace: str) -> Response:
+    """Graph's error answer for `exc`."""
+    error: dict[str, Any] = {"message": exc.message, "type": exc.type, "code": exc.code}
+    if exc.subcode is not None:
+        error["error_subcode"] = exc.subcode
+    if exc.transient:
+        error["is_transient"] = True
+    error["fbtrace_id"] = trace
+    return Response.json({"error": error}, exc.status, dict(exc.headers))
+
+
+def gone(object_id: str, verb: str = "get") -> GraphError:
+    """Code 100 / subcode 33: the object does not exist (deleted, hidden or never there)."""
+    return GraphError(400, f"Unsupported {verb} request. Object with ID '{object_id}' does not exist, cannot be "
+                      "loaded due to missing permissions, or does not support this operation. Please read the "
+                      "Graph API documentation at https://developers.facebook.com/docs/graph-api",
+                      100, "GraphMethodException", 33)
+
+
+def invalid(message: str) -> GraphError:
+    """Code 100: an invalid parameter."""
+    return GraphError(400, f"(#100) {message}", 100)
+
+
+# -- times ----------------------------------------------------------------------------------------
+
+def graph_time(epoch: float) -> str:
+    """Graph's timestamp format: 2026-11-20T08:00:00+0000."""
+    return datetime.fromtimestamp(int(epoch), tz=UTC).strftime(GRAPH_TIME)
+
+
+def parse_time(param: str, value: str) -> float:
+    """`since` / `until`: Unix seconds or ISO 8601 (naive means UTC)."""
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(f"The parameter {param} must be a Unix timestamp or an ISO 8601 time, got '{value}'") \
+            from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def minutes_until(now: float, until: float) -> int:
+    """Whole minutes (rounded up) from `now` to `until`, never negative."""
+    return max(0, math.ceil((until - now) / 60))
+
+
+# -- cursors --------------------------------------------------------------------------------------
+
+def encode_cursor(created: float, seq: int) -> str:
+    """An opaque cursor for the item at position (created, seq)."""
+    raw = json.dumps([created, seq]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(param: str, cursor: str) -> tuple[float, int]:
+    """The position inside a cursor; code 100 when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, seq = json.loads(raw)
+        return float(created), int(seq)
+    except (ValueError, TypeError):
+        raise invalid(f"The {param} cursor is invalid") from None
+
+
+# -- fields ---------------------------------------------------------------------------------------
+
+@dataclass
+class FieldSpec:
+    """One requested field: `name.mod(arg).mod(arg){sub,fields}`."""
+
+    name: str
+    modifiers: dict[str, str] = field(default_factory=dict)
+    sub: list[FieldSpec] | None = None
+
+
+def parse_fields(text: str) -> list[FieldSpec]:
+    """Parse a `fields` parameter; code 100 on a syntax error."""
+    specs, pos = _parse_list(text, 0)
+    if pos != len(text):
+        raise invalid(f"Syntax error in fields at character {pos}: '{text}'")
+    return specs
+
+
+def _parse_list(text: str, pos: int) -> tuple[list[FieldSpec], int]:
+    specs: list[FieldSpec] = []
+    while pos < len(text) and text[pos] != "}":
+        spec, pos = _parse_field(text, pos)
+        specs.append(spec)
+        while pos < len(text) and text[pos] in ", ":
+            pos += 1
+    return specs, pos
+
+
+def _parse_field(text: str, pos: int) -> tuple[FieldSpec, int]:
+    start = pos
+    while pos < len(text) and (text[pos].isalnum() or text[pos] == "_"):
+        pos += 1
+    if pos == start:
+        raise invalid(f"Syntax error in fields at character {pos}: '{text}'")
+    spec = FieldSpec(text[start:pos])
+    while pos < len(text) and text[pos] == ".":
+        open_at = text.find("(", pos)
+        close_at = text.find(")", open_at)
+        if open_at < 0 or close_at < 0:
+            raise invalid(f"Syntax error in fields at character {pos}: '{text}'")
+        spec.modifiers[text[pos + 1:open_at]] = text[open_at + 1:close_at]
+        pos = close_at + 1
+    if pos < len(text) and text[pos] == "{":
+        spec.sub, pos = _parse_list(text, pos + 1)
+        if pos >= len(text) or text[pos] != "}":
+            raise invalid(f"Syntax error in fields: unbalanced braces in '{text}'")
+        pos += 1
+    return spec, pos
+
+
+def check_fields(specs: list[FieldSpec], allowed: tuple[str, ...], node_type: str) -> None:
+    """Code 100 for a field the node type does not have."""
+    for spec in specs:
+        if spec.name not in allowed:
+            raise invalid(f"Tried accessing nonexisting field ({spec.name}) on node type ({node_type})")
+
+
+def limit_param(value: str | None, default: int = DEFAULT_LIMIT) -> int:
+    """The `limit` parameter, capped at MAX_LIMIT."""
+    if value is None or value == "":
+        return default
+    try:
+        limit = int(value)
+    except ValueError:
+        raise invalid(f"The parameter limit must be an integer, got '{value}'") from None
+    if limit < 0:
+        raise invalid("The parameter limit must not be negative")
+    return min(limit, MAX_LIMIT)
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes")
