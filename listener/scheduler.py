@@ -118,6 +118,9 @@ class Daemon:
             timezone=ZoneInfo(timezone),
         )
         self.job_ids: list[str] = []
+        # Where the job store says each job should run next (a rate limit's retry_at survives a
+        # restart); a job the store does not know yet runs at once.
+        self._stored = job_schedule(engine)
 
     def _register(self, job_id: str, job: Job) -> None:
         with _jobs_guard:
@@ -126,8 +129,9 @@ class Daemon:
 
     def add_interval(self, job_id: str, job: Job, seconds: float, *, jitter: int = 0) -> None:
         self._register(job_id, job)
+        first = self._stored.get(job_id) or datetime.now(UTC)
         self.scheduler.add_job(run_job, IntervalTrigger(seconds=seconds, jitter=jitter or None), args=[job_id],
-                               id=job_id, name=job_id, replace_existing=True)
+                               id=job_id, name=job_id, replace_existing=True, next_run_time=first)
 
     def add_daily(self, job_id: str, job: Job, at: str, timezone: str) -> None:
         """Run at local time `at` ("HH:MM") in `timezone`, every day, DST switches included."""
