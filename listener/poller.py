@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,12 +22,13 @@ from listener import metrics
 from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited, Source
 from models.config import RankingConfig
 from models.domain import MentionData, QueueState, clean_text
-from models.history import histories
-from models.orm import AuditEvent, Author, Mention, PollCursor, QueueItem, utcnow
-from models.ranking import RankInput, rank
+from models.history import histories, histories_at
+from models.orm import AuditEvent, Author, Base, Mention, PollCursor, QueueItem, utcnow
+from models.ranking import CustomerHistory, RankInput, rank
 
 log = logging.getLogger(__name__)
 CHUNK = 500
+OPEN_STATES = (QueueState.NEW.value, QueueState.CLAIMED.value)
 
 
 class SentimentLike(Protocol):
@@ -177,15 +178,9 @@ class Poller:
         for m in mentions:
             row = _mention_row(m, author_of(m), sentiments.get(m.external_id), now)
             if not m.is_own:
-                sentiment = sentiments.get(m.external_id)
-                ranking = rank(
-                    RankInput(text=m.text, negative=sentiment.negative if sentiment else 0.0,
-                              complaint=sentiment.complaint if sentiment else None, created_at=m.created_at,
-                              followers=m.author.followers, history=known[author_of(m)]),
-                    now, self.ranking,
-                )
-                row["priority"] = ranking.priority
-                row["priority_reasons"] = ranking.reasons if sentiment else ["not classified yet", *ranking.reasons]
+                row["priority"], row["priority_reasons"] = self._rank(
+                m.text, row["score_negative"], row["complaint_score"], m.created_at, m.author.followers,
+                known[author_of(m)], now)
             rows.append(row)
         inserted: dict[str, int] = {}
         for start in range(0, len(rows), CHUNK):
@@ -211,6 +206,38 @@ class Poller:
         result.queued = len(items)
         new_mentions = [m for m in mentions if m.external_id in inserted]
         result.closed_by_own_reply = self._close_answered(session, [m for m in new_mentions if m.is_own], now)
+
+    def _rank(self, text: str, negative: float | None, complaint: float | None, created_at: datetime,
+              followers: int | None, history: CustomerHistory, now: datetime) -> tuple[float, list[str]]:
+        ranking = rank(RankInput(text=text, negative=negative or 0.0, complaint=complaint, created_at=created_at,
+                                 followers=followers, history=history), now, self.ranking)
+        return ranking.priority, ranking.reasons if negative is not None else ["not classified yet", *ranking.reasons]
+
+    def rerank_open(self, limit: int = 20_000) -> int:
+        """Recompute the priority of open queue items: waiting time grows, customers' histories change."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            rows = session.execute(
+                select(QueueItem.id.label("item_id"), Mention.id, Mention.text, Mention.score_negative,
+                       Mention.complaint_score, Mention.created_at, Mention.author_id, Author.followers)
+                .join(Mention, QueueItem.mention_id == Mention.id).join(Author, Mention.author_id == Author.id)
+                .where(QueueItem.state.in_(OPEN_STATES)).order_by(QueueItem.id).limit(limit)
+            ).all()
+            known = histories_at(session, {(r.author_id, r.created_at) for r in rows})
+            mentions, items = [], []
+            for r in rows:
+                priority, reasons = self._rank(r.text, r.score_negative, r.complaint_score, r.created_at,
+                                               r.followers, known[(r.author_id, r.created_at)], now)
+                mentions.append({"m_id": r.id, "priority": priority, "priority_reasons": reasons})
+                items.append({"q_id": r.item_id, "priority": priority})
+            if rows:
+                mention_table, item_table = Base.metadata.tables["mentions"], Base.metadata.tables["queue_items"]
+                session.execute(mention_table.update().where(mention_table.c.id == bindparam("m_id"))
+                                .values(priority=bindparam("priority"),
+                                        priority_reasons=bindparam("priority_reasons")), mentions)
+                session.execute(item_table.update().where(item_table.c.id == bindparam("q_id"))
+                                .values(priority=bindparam("priority")), items)
+        return len(rows)
 
     def _upsert_authors(
         self, session: Session, mentions: list[MentionData], now: datetime

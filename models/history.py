@@ -22,9 +22,19 @@ REPEAT_WINDOW = timedelta(days=30)
 
 def histories(session: Session, author_ids: Iterable[int], before: datetime) -> dict[int, CustomerHistory]:
     """History per author id, counting only mentions created before `before`."""
-    ids = set(author_ids)
+    found = histories_at(session, {(author_id, before) for author_id in author_ids})
+    return {author_id: history for (author_id, _), history in found.items()}
+
+
+def histories_at(
+    session: Session, wanted: Iterable[tuple[int, datetime]]
+) -> dict[tuple[int, datetime], CustomerHistory]:
+    """History per (author id, moment): what was known about the author's customer at that moment."""
+    wanted = set(wanted)
+    ids = {author_id for author_id, _ in wanted}
     if not ids:
         return {}
+    before = max(moment for _, moment in wanted)
     authors = session.execute(select(Author.id, Author.customer_id).where(Author.id.in_(ids))).all()
     customer_of = {a.id: a.customer_id for a in authors}
     customers = {c for c in customer_of.values() if c is not None}
@@ -50,20 +60,21 @@ def histories(session: Session, author_ids: Iterable[int], before: datetime) -> 
     for mention_row in mention_rows:
         by_author[mention_row.author_id].append(mention_row)
 
-    result = {}
-    for author_id in ids:
-        mentions = sorted((r for a in related[author_id] for r in by_author[a]), key=lambda r: r.created_at)
+    result: dict[tuple[int, datetime], CustomerHistory] = {}
+    for author_id, moment in wanted:
+        mentions = sorted((r for a in related[author_id] for r in by_author[a] if r.created_at < moment),
+                          key=lambda r: r.created_at)
         if not mentions:
-            result[author_id] = CustomerHistory()
+            result[(author_id, moment)] = CustomerHistory()
             continue
         conversations = {(m.platform, m.conversation_id or m.external_id) for m in mentions}
         complaints = [m for m in mentions if m.sentiment_label == SentimentLabel.NEGATIVE.value]
         open_states = {QueueState.NEW.value, QueueState.CLAIMED.value}
-        result[author_id] = CustomerHistory(
+        result[(author_id, moment)] = CustomerHistory(
             earlier_conversations=len(conversations),
             first_seen=mentions[0].created_at,
             open_complaints=sum(1 for m in complaints if m.state in open_states),
             last_complaint_unanswered=bool(complaints) and complaints[-1].state != QueueState.ANSWERED.value,
-            repeat_complaint=any(before - m.created_at <= REPEAT_WINDOW for m in complaints),
+            repeat_complaint=any(moment - m.created_at <= REPEAT_WINDOW for m in complaints),
         )
     return result

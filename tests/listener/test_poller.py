@@ -217,3 +217,23 @@ def test_history_raises_the_rank_of_a_repeat_complaint(sessions: sessionmaker[Se
     assert loyal.priority_reasons is not None
     assert "1 earlier conversation" in loyal.priority_reasons
     assert "last complaint unanswered" in loyal.priority_reasons
+
+
+def test_rerank_moves_a_long_waiting_complaint_up(sessions: sessionmaker[Session],
+                                                  classifier: CountingClassifier) -> None:
+    clock = {"now": T0 + timedelta(minutes=30)}
+    poller = Poller(sessions, classifier, clock=lambda: clock["now"])
+    poller.poll_once(ScriptedAdapter([[post(1, "my order never arrived", author="early")]]), SOURCE)
+    clock["now"] = T0 + timedelta(hours=20)
+    poller.poll_once(ScriptedAdapter([[post(1200, "my order never arrived", author="late")]]), SOURCE)
+    with sessions() as session:
+        before = {m.external_id: m.priority for m in session.scalars(select(Mention))}
+    assert before["1001"] is not None and before["2200"] is not None
+    assert poller.rerank_open() == 2
+    with sessions() as session:
+        after = {m.external_id: (m.priority, m.priority_reasons) for m in session.scalars(select(Mention))}
+        items = {i.mention_id: i.priority for i in session.scalars(select(QueueItem))}
+    assert after["1001"][0] - before["1001"] > 0.1  # 20 hours of waiting now count
+    assert after["1001"][0] > after["2200"][0]
+    assert "waiting 20 h" in (after["1001"][1] or [])
+    assert sorted(items.values()) == sorted(p for p, _ in after.values())
