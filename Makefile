@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest browser bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+browser:
+	# Debian's Chromium for the browser tests (Playwright's own download cannot work offline)
+	bash scripts/install-browser.sh
+
+pytest: install browser
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
@@ -36,6 +40,8 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/queue.py --size 100000
+	$(BIN)/python bench/soak.py --minutes 2
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -244,7 +244,7 @@ class PollCursor(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(300), unique=True)
-    cursor: Mapped[str | None] = mapped_column(String(500))
+    cursor: Mapped[str | None] = mapped_column(Text)  # opaque to the poller; may be JSON state
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_success_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -340,3 +340,17 @@ class SentimentCorrection(Base):
     original_label: Mapped[str | None] = mapped_column(String(16))
     corrected_label: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- review queue indexes (migration 0004)
+# Declared here so the metadata matches the migrated schema. The text-search structures of 0004
+# (PostgreSQL pg_trgm GIN indexes `ix_trgm_*`, SQLite FTS5 tables `*_fts`) are dialect-specific and
+# live only in the migration.
+_OPEN_STATES = QueueItem.state.in_(["new", "claimed"])
+Index("ix_queue_items_open_priority", QueueItem.priority.desc(), QueueItem.id, QueueItem.mention_id, QueueItem.state,
+      QueueItem.brand, QueueItem.assignee_id, sqlite_where=_OPEN_STATES, postgresql_where=_OPEN_STATES)
+Index("ix_mentions_queue_filters", Mention.id, Mention.platform, Mention.sentiment_label, Mention.language,
+      Mention.created_at, Mention.author_id)
+Index("ix_queue_items_state_closed", QueueItem.state, QueueItem.closed_at)
+Index("ix_replies_state", Reply.state)
+Index("ix_audit_events_object", AuditEvent.object_type, AuditEvent.object_id)

@@ -141,7 +141,8 @@ class OpenEar:
             seconds = getattr(schedule.poll_interval_seconds, source.platform.value)
             runner = SourceRunner(self.poller, adapter, source, timedelta(seconds=seconds), locks, self.clock)
             daemon.add_interval(f"poll:{source.name}", runner, seconds, jitter=schedule.jitter_seconds)
-        daemon.add_interval("dispatch", lambda: self.dispatcher.dispatch_due(), 10)
+        daemon.add_interval("dispatch", lambda: self.dispatcher.dispatch_due(), 5)
+        daemon.add_interval("rerank", lambda: self.poller.rerank_open(), 300)
         for job_id, job, seconds in self.extra_jobs():
             daemon.add_interval(job_id, job, seconds)
         return daemon

@@ -79,3 +79,7 @@ _register_optional()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,8 @@ Protocol for one reply:
 3. Record the outcome: `sent` with the platform id, or `failed` with a plain-words error; transient
    failures get `next_attempt_at` with exponential backoff (or the platform's `retry_at`).
 
-Recovery: a reply left `sending` longer than `lease` belonged to a worker that died. Before posting
+Recovery: a reply left `sending` longer than `lease` (45 s: longer than the adapters' HTTP timeouts
+of at most 5 s to connect plus 30 s to read) belonged to a worker that died. Before posting
 again, the dispatcher asks the platform whether our reply is already there (`find_reply`: the X
 conversation, the Facebook comment's replies); if so it is marked sent, never posted twice.
 """
@@ -71,7 +72,7 @@ class Dispatcher:
         platforms: Mapping[Platform, ReplyPlatform],
         *,
         clock: Callable[[], datetime] = utcnow,
-        lease: timedelta = timedelta(minutes=2),
+        lease: timedelta = timedelta(seconds=45),
     ) -> None:
         self.sessions, self.platforms, self.clock, self.lease = sessions, platforms, clock, lease
 

@@ -37,11 +37,14 @@ def register(app: typer.Typer) -> None:
         if as_json:
             console.print_json(json.dumps([asdict(r) for r in results], default=str))
             raise typer.Exit(1 if any(r.error for r in results) else 0)
-        table = Table("source", "fetched", "new", "duplicates", "queued", "own", "cursor", "error")
+        table = Table("source", "fetched", "new", "duplicates", "queued", "own", "cursor", "status")
         for r in results:
             table.add_row(r.source, str(r.fetched), str(r.new), str(r.duplicates), str(r.queued), str(r.own),
-                          _short(r.cursor), r.error or "")
+                          _short(r.cursor), "[red]error[/]" if r.error else "ok")
         console.print(table)
+        for r in results:
+            if r.error:
+                console.print(f"[red]error[/] {r.source}: {r.error}", soft_wrap=True, highlight=False)
         for r in results:
             for warning in r.warnings:
                 console.print(f"[yellow]warning[/] {r.source}: {warning}")

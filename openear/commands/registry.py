@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import typer
 
-from openear.commands import listen_cmd
+from openear.commands import demo_cmd, listen_cmd
 
 
 def _optional(module: str) -> list[Callable[[typer.Typer], None]]:
@@ -23,6 +23,7 @@ def _optional(module: str) -> list[Callable[[typer.Typer], None]]:
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
     listen_cmd.register,
+    demo_cmd.register,
     *_optional("openear.commands.classifier"),
     *_optional("openear.commands.web_cmd"),
 ]

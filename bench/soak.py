@@ -1,0 +1,124 @@
+"""Soak benchmark: the real daemon against the emulators at 10x a large brand's volume.
+
+The emulators run in this process and post `--rate` mentions per second (split between X and
+Facebook); `openear run --no-web` runs as a subprocess for `--minutes`. Reports sustained throughput,
+queue lag (platform creation time -> queue item created) p50/p95, and the daemon's RSS over time
+(growth after warm-up). Prints a table and writes JSON.
+
+    .venv/bin/python bench/soak.py --minutes 5 --rate 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+QUERY = "(acme OR @acme OR @acme_help OR #AcmeMobile) -is:retweet -from:acme -from:acme_help"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=50.0, help="mentions per second, all platforms")
+    parser.add_argument("--interval", type=int, default=10, help="poll interval in seconds")
+    parser.add_argument("--model", default="lexicon", help="classifier (default: lexicon; 'default' = embedded)")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "soak.json"))
+    args = parser.parse_args()
+
+    from sqlalchemy import select
+
+    from models.db import make_engine, session_factory, upgrade
+    from models.orm import Mention, QueueItem
+    from sandbox.graph_api import GraphApiEmulator
+    from sandbox.x_api import XApiEmulator
+
+    work = Path(tempfile.mkdtemp(prefix="openear-soak-"))
+    db_url = f"sqlite:///{work / 'soak.db'}"
+    upgrade(make_engine(db_url))
+    x = XApiEmulator(seed=7, limits={k: 10**9 for k in ("search", "mentions", "tweet")}).start()
+    fb = GraphApiEmulator(seed=7, limits={"app": 10**9, "page": 10**9}).start()
+    creds = x.credentials
+    config = work / "config.yaml"
+    config.write_text(f"""
+brands:
+  - name: Acme Mobile
+    accounts: {{x: [acme_help], facebook: ["{fb.page_id}"]}}
+    queries: {{x: ['{QUERY}']}}
+platforms:
+  x: {{base_url: "{x.url}", bearer_token: "{creds.bearer_token}", consumer_key: "{creds.consumer_key}",
+      consumer_secret: "{creds.consumer_secret}", access_token: "{creds.access_token}",
+      access_token_secret: "{creds.access_token_secret}"}}
+  facebook: {{base_url: "{fb.url}", page_tokens: {{"{fb.page_id}": "{fb.page_token()}"}}}}
+database: {{url: "{db_url}"}}
+classifier: {{model: {args.model}}}
+schedule: {{poll_interval_seconds: {{x: {args.interval}, facebook: {args.interval}}}, jitter_seconds: 0}}
+web: {{secret_key: "soak-benchmark-secret-key-0123"}}
+""")
+    x.start_live(args.rate * 0.7)
+    fb.start_live(args.rate * 0.3)
+    log = (work / "daemon.log").open("wb")
+    daemon = subprocess.Popen([sys.executable, "-m", "openear.cli", "--config", str(config), "run", "--no-web"],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+    started = time.monotonic()
+    samples: list[tuple[float, float]] = []
+    while time.monotonic() - started < args.minutes * 60:
+        time.sleep(5)
+        samples.append((time.monotonic() - started, rss_mb(daemon.pid)))
+    x.stop_live()
+    fb.stop_live()
+    time.sleep(args.interval + 5)  # let the last poll finish
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait(60)
+    x.stop()
+    fb.stop()
+
+    sessions = session_factory(make_engine(db_url))
+    with sessions() as session:
+        rows = session.execute(select(Mention.created_at, QueueItem.created_at)
+                               .join(QueueItem, QueueItem.mention_id == Mention.id)).all()
+    lags = [(queued - created).total_seconds() for created, queued in rows]
+    elapsed = args.minutes * 60
+    warm = [mb for t, mb in samples if t >= min(60.0, elapsed / 3)]
+    result = {
+        "benchmark": "soak", "minutes": args.minutes, "offered_rate": args.rate, "poll_interval_s": args.interval,
+        "classifier": args.model, "queued": len(rows), "throughput_per_s": round(len(rows) / elapsed, 1),
+        "lag_p50_s": round(percentile(lags, 0.5), 2), "lag_p95_s": round(percentile(lags, 0.95), 2),
+        "lag_target_s": args.interval + 5,
+        "rss_after_warmup_mb": round(warm[0], 1) if warm else None, "rss_end_mb": round(samples[-1][1], 1),
+        "rss_growth_after_warmup_mb": round(warm[-1] - warm[0], 1) if warm else None,
+        "rss_median_mb": round(statistics.median(mb for _, mb in samples), 1),
+    }
+    for key, value in result.items():
+        print(f"{key:<28}{value}")
+    verdict = "meets" if result["lag_p95_s"] <= args.interval + 5 else "MISSES"
+    print(f"\nqueue lag p95 {verdict} the target of one poll interval + 5 s")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The audit log: who did what, when. Every queue action, login and user change writes one event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models.orm import AuditEvent, User
+
+# The actions the team's work produces (AuditEvent.action).
+LOGIN, LOGIN_FAILED, LOGOUT = "login", "login_failed", "logout"
+CLAIM, RELEASE, REASSIGN, EXPIRE = "claim", "release", "reassign", "claim_expired"
+REPLY, RETRY, DISMISS = "reply", "reply_retry", "dismiss"
+CORRECT, NOTE, TAG, UNTAG = "sentiment_correction", "note", "tag", "untag"
+USER_CREATE, USER_UPDATE = "user_create", "user_update"
+SAVED_REPLY_CREATE, SAVED_REPLY_UPDATE = "saved_reply_create", "saved_reply_update"
+SAVED_REPLY_DELETE = "saved_reply_delete"
+
+ACTIONS = (
+    LOGIN, LOGIN_FAILED, LOGOUT, CLAIM, RELEASE, REASSIGN, EXPIRE, REPLY, RETRY, DISMISS, CORRECT, NOTE, TAG,
+    UNTAG, USER_CREATE, USER_UPDATE, SAVED_REPLY_CREATE, SAVED_REPLY_UPDATE, SAVED_REPLY_DELETE,
+)
+
+
+def record(
+    session: Session,
+    action: str,
+    object_type: str,
+    object_id: int | str | None,
+    *,
+    user_id: int | None,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add one audit event to the session (committed with the change it describes)."""
+    event = AuditEvent(
+        at=at,
+        user_id=user_id,
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        detail=detail or {},
+    )
+    session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    username: str | None
+    action: str
+    object_type: str
+    object_id: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditRow]
+    page: int
+    has_next: bool
+
+
+def list_events(
+    session: Session,
+    *,
+    action: str | None = None,
+    user_id: int | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    page: int = 1,
+    per_page: int = 100,
+) -> AuditPage:
+    """Newest events first, optionally filtered; one extra row tells whether a next page exists."""
+    page = max(page, 1)
+    query = select(AuditEvent, User.username).outerjoin(User, User.id == AuditEvent.user_id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if user_id is not None:
+        query = query.where(AuditEvent.user_id == user_id)
+    if object_type:
+        query = query.where(AuditEvent.object_type == object_type)
+    if object_id:
+        query = query.where(AuditEvent.object_id == object_id)
+    query = query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).offset((page - 1) * per_page)
+    result = session.execute(query.limit(per_page + 1)).all()
+    rows = [
+        AuditRow(e.id, e.at, username, e.action, e.object_type, e.object_id, dict(e.detail or {}))
+        for e, username in result[:per_page]
+    ]
+    return AuditPage(rows=rows, page=page, has_next=len(result) > per_page)
+
+
+def last_event(
+    session: Session, actions: tuple[str, ...], object_type: str, object_id: int | str
+) -> AuditEvent | None:
+    """The most recent event of these kinds on one object (e.g. when the current claim began)."""
+    return session.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.object_type == object_type, AuditEvent.object_id == str(object_id),
+               AuditEvent.action.in_(actions))
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(1)
+    )
+
+
+def count_events(session: Session, action: str) -> int:
+    return int(session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)) or 0)

@@ -1,0 +1,158 @@
+"""Team users: argon2 password hashes, roles (agent < manager < admin), activation.
+
+Agents answer; managers also see reports and the audit log and can reassign; admins also manage
+users and saved replies. Every change to a user is audited.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models.domain import Role
+from models.orm import User
+from responders import audit
+
+ROLE_RANK = {Role.AGENT: 0, Role.MANAGER: 1, Role.ADMIN: 2}
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,99}$")
+MIN_PASSWORD = 8
+
+_hasher = PasswordHasher()
+# Verified when the username is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("openear-dummy-password")
+
+
+class UserError(ValueError):
+    """A user change that cannot be made; the message is for the person who asked."""
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Constant-time argon2 verification; False for a wrong password or a malformed hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def has_role(user: User, role: Role) -> bool:
+    """Whether `user` has `role` or a higher one."""
+    try:
+        return ROLE_RANK[Role(user.role)] >= ROLE_RANK[role]
+    except ValueError:
+        return False
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
+def _role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise UserError(f"unknown role {value!r}; use agent, manager or admin") from None
+
+
+def create_user(
+    session: Session, username: str, password: str, role: str, *, now: datetime, actor_id: int | None = None
+) -> User:
+    """Add an active user; raises UserError for a bad name, a short password or a taken name."""
+    username = username.strip()
+    if not USERNAME_RE.match(username):
+        raise UserError("usernames are 2-100 letters, digits or . _ @ - and start with a letter or digit")
+    _check_password(password)
+    checked = _role(role)
+    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())) is not None:
+        raise UserError(f"the username {username!r} is taken")
+    user = User(username=username, password_hash=hash_password(password), role=checked.value, active=True,
+                created_at=now)
+    session.add(user)
+    session.flush()
+    audit.record(session, audit.USER_CREATE, "user", user.id, user_id=actor_id, at=now,
+                 detail={"username": username, "role": checked.value})
+    return user
+
+
+def authenticate(session: Session, username: str, password: str, *, now: datetime) -> User | None:
+    """The active user with this name and password, or None; audits the attempt (never the password)."""
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        audit.record(session, audit.LOGIN_FAILED, "user", None, user_id=None, at=now,
+                     detail={"username": username[:100], "reason": "unknown user"})
+        return None
+    if not verify_password(user.password_hash, password):
+        audit.record(session, audit.LOGIN_FAILED, "user", user.id, user_id=None, at=now,
+                     detail={"username": user.username, "reason": "wrong password"})
+        return None
+    if not user.active:
+        audit.record(session, audit.LOGIN_FAILED, "user", user.id, user_id=None, at=now,
+                     detail={"username": user.username, "reason": "inactive"})
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    audit.record(session, audit.LOGIN, "user", user.id, user_id=user.id, at=now)
+    return user
+
+
+def _active_admins(session: Session) -> int:
+    query = select(func.count()).select_from(User).where(User.role == Role.ADMIN.value, User.active.is_(True))
+    return int(session.scalar(query) or 0)
+
+
+def _get(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserError(f"no user with id {user_id}")
+    return user
+
+
+def update_user(
+    session: Session,
+    user_id: int,
+    *,
+    now: datetime,
+    actor_id: int | None,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> User:
+    """Change a user's role, activation or password; the last active admin stays an active admin."""
+    user = _get(session, user_id)
+    changes: dict[str, object] = {}
+    new_role = _role(role) if role is not None else Role(user.role)
+    new_active = user.active if active is None else active
+    losing_admin = user.role == Role.ADMIN.value and user.active and (new_role is not Role.ADMIN or not new_active)
+    if losing_admin and _active_admins(session) <= 1:
+        raise UserError("this is the last active admin; make someone else admin first")
+    if new_role.value != user.role:
+        changes["role"] = [user.role, new_role.value]
+        user.role = new_role.value
+    if new_active != user.active:
+        changes["active"] = [user.active, new_active]
+        user.active = new_active
+    if password is not None:
+        _check_password(password)
+        user.password_hash = hash_password(password)
+        changes["password"] = "changed"
+    if changes:
+        audit.record(session, audit.USER_UPDATE, "user", user.id, user_id=actor_id, at=now,
+                     detail={"username": user.username, **changes})
+    return user
+
+
+def list_users(session: Session, *, active_only: bool = False) -> list[User]:
+    query = select(User).order_by(User.username)
+    if active_only:
+        query = query.where(User.active.is_(True))
+    return list(session.scalars(query))

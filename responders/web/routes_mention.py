@@ -1,0 +1,279 @@
+"""The mention page (thread, customer history, composer) and every action on one mention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.domain import QueueState, Role, SentimentLabel
+from models.orm import QueueItem, Reply, SavedReply, User
+from responders import queue
+from responders.auth import has_role, list_users
+from responders.history import conversation, customer_history, mention_detail
+from responders.queue import (
+    DISMISS_REASONS,
+    PLATFORM_LIMITS,
+    ClaimConflict,
+    Invalid,
+    NotAllowed,
+    NotFound,
+    QueueError,
+    is_expired,
+    item_for_mention,
+)
+from responders.queue_list import OPEN_STATES, live_reasons
+from responders.web.deps import check_csrf, current_user, db, flash, render, web
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+STATUS = {ClaimConflict: 409, NotFound: 404, NotAllowed: 403, Invalid: 422}
+
+
+def _status(exc: QueueError) -> int:
+    return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+
+
+def _saved_replies(session: Session, detail: Any, user: User) -> list[dict[str, Any]]:
+    return [
+        {"id": s.id, "name": s.name, "language": s.language,
+         "text": queue.render_template(s.text, author=detail.author, customer=detail.customer, agent=user,
+                                       brand=detail.mention.brand)}
+        for s in queue.list_saved_replies(session)
+    ]
+
+
+def mention_page(
+    request: Request, session: Session, user: User, mention_id: int, *, error: str | None = None,
+    status_code: int = 200, draft: str | None = None,
+) -> Response:
+    ctx = web(request)
+    detail = mention_detail(session, mention_id)
+    if detail is None:
+        raise HTTPException(404, "There is no such mention.")
+    now = ctx.clock()
+    item = detail.item
+    timeout = ctx.config.queue.claim_timeout_minutes
+    held_by_me = item is not None and item.state == QueueState.CLAIMED.value and item.assignee_id == user.id
+    saved = _saved_replies(session, detail, user)
+    template_id = request.query_params.get("template")
+    if draft is None and template_id:
+        draft = next((s["text"] for s in saved if str(s["id"]) == template_id), None)
+    return render(request, "mention.html", {
+        "d": detail,
+        "m": detail.mention,
+        "item": item,
+        "thread": conversation(session, detail.mention),
+        "reasons_live": live_reasons(detail.mention.priority_reasons, detail.mention.created_at, now,
+                                     open_item=item is not None and item.state in OPEN_STATES),
+        "history": customer_history(session, detail.mention),
+        "held_by_me": held_by_me,
+        "claim_expired": item is not None and is_expired(item, now, timeout),
+        "can_claim": item is not None and (item.state == QueueState.NEW.value or (
+            item.state == QueueState.CLAIMED.value and not held_by_me and is_expired(item, now, timeout))),
+        "limit": PLATFORM_LIMITS.get(detail.mention.platform, 8000),
+        "saved": saved,
+        "draft": draft or "",
+        "error": error,
+        "reasons": DISMISS_REASONS,
+        "labels": [x.value for x in SentimentLabel],
+        "team": list_users(session, active_only=True) if has_role(user, Role.MANAGER) else [],
+        "timeout": timeout,
+    }, status_code=status_code)
+
+
+@router.get("/mentions/{mention_id}")
+def show(request: Request, mention_id: int, user: User = Depends(current_user),
+         session: Session = Depends(db)) -> Response:
+    return mention_page(request, session, user, mention_id)
+
+
+def _act(
+    request: Request, session: Session, user: User, mention_id: int, action: Callable[[], str],
+    *, draft: str | None = None, anchor: str = "",
+) -> Response:
+    """Run one action in one transaction; success redirects (flash), a refusal re-renders with the reason."""
+    try:
+        message = action()
+        session.commit()
+    except QueueError as exc:
+        session.rollback()
+        return mention_page(request, session, user, mention_id, error=str(exc), status_code=_status(exc),
+                            draft=draft)
+    flash(request, message)
+    return RedirectResponse(f"/mentions/{mention_id}{anchor}", status_code=303)
+
+
+def _item_id(session: Session, mention_id: int) -> int:
+    return item_for_mention(session, mention_id).id
+
+
+@router.post("/mentions/{mention_id}/claim")
+def claim(request: Request, mention_id: int, user: User = Depends(current_user),
+          session: Session = Depends(db)) -> Response:
+    ctx = web(request)
+
+    def action() -> str:
+        queue.claim(session, _item_id(session, mention_id), user, now=ctx.clock(),
+                    timeout_minutes=ctx.config.queue.claim_timeout_minutes)
+        return "You are answering this mention; nobody else can until you send, release or go idle."
+
+    return _act(request, session, user, mention_id, action, anchor="#composer")
+
+
+@router.post("/mentions/{mention_id}/release")
+def release(request: Request, mention_id: int, user: User = Depends(current_user),
+            session: Session = Depends(db)) -> Response:
+    def action() -> str:
+        queue.release(session, _item_id(session, mention_id), user, now=web(request).clock())
+        return "Released: the mention is back in the queue."
+
+    return _act(request, session, user, mention_id, action)
+
+
+@router.post("/mentions/{mention_id}/reassign")
+def reassign(request: Request, mention_id: int, user_id: int = Form(...), user: User = Depends(current_user),
+             session: Session = Depends(db)) -> Response:
+    def action() -> str:
+        item = queue.reassign(session, _item_id(session, mention_id), user, user_id, now=web(request).clock())
+        name = session.get(User, item.assignee_id) if item.assignee_id else None
+        return f"Reassigned to {name.username if name else 'nobody'}."
+
+    return _act(request, session, user, mention_id, action)
+
+
+@router.post("/mentions/{mention_id}/reply")
+def reply(request: Request, mention_id: int, text: str = Form(""), user: User = Depends(current_user),
+          session: Session = Depends(db)) -> Response:
+    ctx = web(request)
+    queued: list[int] = []
+
+    def action() -> str:
+        created = queue.submit_reply(session, _item_id(session, mention_id), user, text, now=ctx.clock(),
+                                     timeout_minutes=ctx.config.queue.claim_timeout_minutes)
+        queued.append(created.id)
+        return "Reply queued: openear sends it now and shows the result below."
+
+    response = _act(request, session, user, mention_id, action, draft=text, anchor="#replies")
+    for reply_id in queued:
+        if response.status_code == 303:
+            ctx.notify_reply(reply_id)
+    return response
+
+
+@router.post("/mentions/{mention_id}/dismiss")
+def dismiss(request: Request, mention_id: int, reason: str = Form(""), user: User = Depends(current_user),
+            session: Session = Depends(db)) -> Response:
+    ctx = web(request)
+
+    def action() -> str:
+        queue.dismiss(session, _item_id(session, mention_id), user, reason, now=ctx.clock(),
+                      timeout_minutes=ctx.config.queue.claim_timeout_minutes)
+        return f"Dismissed ({DISMISS_REASONS.get(reason, reason)})."
+
+    return _act(request, session, user, mention_id, action)
+
+
+@router.post("/mentions/{mention_id}/sentiment")
+def correct(request: Request, mention_id: int, label: str = Form(""), user: User = Depends(current_user),
+            session: Session = Depends(db)) -> Response:
+    def action() -> str:
+        queue.correct_sentiment(session, mention_id, user, label, now=web(request).clock())
+        return f"Sentiment set to {label}; the correction is kept for retraining."
+
+    return _act(request, session, user, mention_id, action)
+
+
+def _renew(request: Request, session: Session, user: User, mention_id: int) -> None:
+    """Activity of the holder keeps the claim alive."""
+    item = session.scalar(select(QueueItem).where(QueueItem.mention_id == mention_id))
+    if item is not None and item.state == QueueState.CLAIMED.value and item.assignee_id == user.id:
+        queue.touch(session, item.id, user, now=web(request).clock())
+
+
+@router.post("/mentions/{mention_id}/notes")
+def add_note(request: Request, mention_id: int, text: str = Form(""), on: str = Form("mention"),
+             user: User = Depends(current_user), session: Session = Depends(db)) -> Response:
+    def action() -> str:
+        now = web(request).clock()
+        if on == "customer":
+            detail = mention_detail(session, mention_id)
+            if detail is None or detail.customer is None:
+                raise Invalid("this author is not linked to a customer yet; add the note to the mention")
+            queue.add_note(session, user, text, now=now, customer_id=detail.customer.id)
+        else:
+            queue.add_note(session, user, text, now=now, mention_id=mention_id)
+        _renew(request, session, user, mention_id)
+        return "Note saved (internal, never sent)."
+
+    return _act(request, session, user, mention_id, action, anchor="#notes")
+
+
+@router.post("/mentions/{mention_id}/tags")
+def add_tag(request: Request, mention_id: int, tag: str = Form(""), user: User = Depends(current_user),
+            session: Session = Depends(db)) -> Response:
+    def action() -> str:
+        added = queue.add_tag(session, mention_id, user, tag, now=web(request).clock())
+        _renew(request, session, user, mention_id)
+        return f"Tagged {added}."
+
+    return _act(request, session, user, mention_id, action)
+
+
+@router.post("/mentions/{mention_id}/tags/remove")
+def remove_tag(request: Request, mention_id: int, tag: str = Form(""), user: User = Depends(current_user),
+               session: Session = Depends(db)) -> Response:
+    def action() -> str:
+        queue.remove_tag(session, mention_id, user, tag, now=web(request).clock())
+        return f"Tag {tag} removed."
+
+    return _act(request, session, user, mention_id, action)
+
+
+@router.post("/replies/{reply_id}/retry")
+def retry(request: Request, reply_id: int, user: User = Depends(current_user),
+          session: Session = Depends(db)) -> Response:
+    ctx = web(request)
+    found = session.get(Reply, reply_id)
+    if found is None or found.mention_id is None:
+        raise HTTPException(404, "There is no such reply.")
+    mention_id = found.mention_id
+
+    def action() -> str:
+        queue.retry_reply(session, reply_id, user, now=ctx.clock())
+        return "Sending the reply again."
+
+    response = _act(request, session, user, mention_id, action, anchor="#replies")
+    if response.status_code == 303:
+        ctx.notify_reply(reply_id)
+    return response
+
+
+@router.post("/api/mentions/{mention_id}/heartbeat")
+def heartbeat(request: Request, mention_id: int, user: User = Depends(current_user),
+              session: Session = Depends(db)) -> Response:
+    """The composer's keep-alive while the holder is active on the page."""
+    try:
+        held = queue.touch(session, _item_id(session, mention_id), user, now=web(request).clock())
+        session.commit()
+    except QueueError as exc:
+        session.rollback()
+        return JSONResponse({"held": False, "error": str(exc)}, status_code=_status(exc))
+    return JSONResponse({"held": held})
+
+
+@router.get("/api/mentions/{mention_id}/saved-replies/{saved_id}")
+def saved_reply(request: Request, mention_id: int, saved_id: int, user: User = Depends(current_user),
+                session: Session = Depends(db)) -> Response:
+    """A saved reply with its placeholders filled for this mention and this agent."""
+    detail = mention_detail(session, mention_id)
+    saved = session.get(SavedReply, saved_id)
+    if detail is None or saved is None:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    text = queue.render_template(saved.text, author=detail.author, customer=detail.customer, agent=user,
+                                 brand=detail.mention.brand)
+    return JSONResponse({"id": saved.id, "name": saved.name, "text": text})
