@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# bench/queue.py would shadow the standard library's `queue`: import from the project root instead
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 QUERY = "(acme OR @acme OR @acme_help OR #AcmeMobile) -is:retweet -from:acme -from:acme_help"
 

@@ -70,7 +70,14 @@ def create_app(
 
     `secure_cookies` (default: whether web.public_url is https) adds the Secure flag to the cookie.
     """
-    from responders.web import routes_admin, routes_auth, routes_mention, routes_queue
+    from responders.web import (
+        routes_admin,
+        routes_auth,
+        routes_customers,
+        routes_digests,
+        routes_mention,
+        routes_queue,
+    )
 
     app = FastAPI(title="openear", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = WebContext(config=config, sessions=sessions, clock=clock, on_reply_queued=on_reply_queued,
@@ -121,7 +128,7 @@ def create_app(
         return _error_page(request, 409, "Someone else changed this at the same moment. Reload and try again.")
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (routes_auth, routes_queue, routes_mention, routes_admin):
+    for module in (routes_auth, routes_queue, routes_mention, routes_admin, routes_customers, routes_digests):
         app.include_router(module.router)
     return app
 
