@@ -203,8 +203,7 @@ class GraphApiEmulator(EmulatorServer):
                          headers=self._usage_headers(page_id, self.burst_regain_minutes))
         return error_body(exc, self._next_trace())
 
-    def _dispatch(self, request: Request) -> Response:
-        response = super()._dispatch(request)
+    def decorate_response(self, request: Request, response: Response) -> Response:
         version = request.path.split("/")[1] if request.path.startswith("/v") else "v25.0"
         response.headers.setdefault("facebook-api-version", version)
         for name, value in self._usage_headers(self._page_of(request)).items():

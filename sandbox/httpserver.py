@@ -267,7 +267,14 @@ class EmulatorServer:
         """Call `hook(request)` before every routed request (tests use it to act between pages)."""
         self.hooks.append(hook)
 
+    def decorate_response(self, request: Request, response: Response) -> Response:
+        """Override to add headers every answer carries (faults included), e.g. usage headers."""
+        return response
+
     def _dispatch(self, request: Request) -> Response:
+        return self.decorate_response(request, self._answer(request))
+
+    def _answer(self, request: Request) -> Response:
         self.log.append((request.method, request.path, request.query))
         fault = self.faults.take(request.path)
         if fault is not None:
