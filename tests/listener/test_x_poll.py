@@ -1,0 +1,192 @@
+"""Polling X end to end: emulator -> tweepy over HTTP -> poller -> SQLite and PostgreSQL.
+
+No gaps, no duplicates: paging, posts arriving mid-poll, restarts, rate limits on a fake clock,
+5xx and broken bodies, wrong tokens, and the reply dispatcher against the same emulator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from listener.platforms.base import AuthFailed, RateLimited, Transient
+from listener.platforms.x import XBrand, XPlatform
+from listener.poller import Poller
+from models.domain import Platform, ReplyState
+from models.orm import Mention, PollCursor, QueueItem, Reply
+from responders.dispatch import Dispatcher
+from sandbox.httpserver import Request
+from sandbox.x_api import XApiEmulator
+from tests.support import FakeClock
+
+QUERY = "acme -is:retweet"
+CUSTOMER = "kim_customer"
+
+
+@pytest.fixture
+def emulator(clock: FakeClock) -> Iterator[XApiEmulator]:
+    with XApiEmulator(seed=3, clock=clock.timestamp) as server:
+        server.add_user(CUSTOMER, "Kim", followers=1200)
+        yield server
+
+
+def adapter_for(emulator: XApiEmulator, clock: FakeClock, page_size: int | None = None, **creds: str) -> XPlatform:
+    credentials = {**emulator.credentials.as_dict(), **creds}
+    return XPlatform([XBrand("Acme", [QUERY], ["acme_help"])], **credentials, base_url=emulator.url, clock=clock,
+                     timeout=2, page_size=page_size)
+
+
+class Stub:
+    """A deterministic stand-in for the classifier (its own tests cover the model)."""
+
+    def classify(self, texts: list[str]) -> list[Any]:
+        from models.sentiment import LexiconClassifier
+
+        return LexiconClassifier().classify(texts)
+
+
+def stored_ids(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(select(Mention.external_id)))
+
+
+def cursor_of(sessions: sessionmaker[Session], source: str) -> str | None:
+    with sessions() as session:
+        return session.scalar(select(PollCursor.cursor).where(PollCursor.source == source))
+
+
+def test_5000_posts_across_60_pages_arrive_complete_and_once(sessions: sessionmaker[Session], clock: FakeClock,
+                                                             emulator: XApiEmulator) -> None:
+    ids = [emulator.add_tweet(CUSTOMER, f"acme problem number {n}") for n in range(5000)]
+    adapter = adapter_for(emulator, clock, page_size=84)  # 5000 / 84 -> 60 pages
+    [search, _mentions] = adapter.sources()
+    arrived_mid_poll: list[str] = []
+
+    def during_paging(request: Request) -> None:
+        # new posts land while the poll is on its 30th page
+        searches = sum(1 for _, path, _ in emulator.log if path.endswith("/search/recent"))
+        if request.path.endswith("/search/recent") and searches == 30 and not arrived_mid_poll:
+            arrived_mid_poll.extend(emulator.add_tweet(CUSTOMER, f"acme late {i}") for i in range(3))
+
+    emulator.add_hook(during_paging)
+    poller = Poller(sessions, Stub(), clock=clock)
+    first = poller.poll_once(adapter, search)
+    pages = sum(1 for _, path, _ in emulator.log if path.endswith("/search/recent"))
+    assert pages == 60
+    assert first.new == 5000 and first.duplicates == 0
+    assert sorted(stored_ids(sessions), key=int) == ids
+    assert cursor_of(sessions, search.name) == ids[-1]
+
+    # a restart: new poller, new adapter, cursor from the database; only the late posts come
+    restarted = Poller(sessions, Stub(), clock=clock)
+    read_before = emulator.posts_read
+    second = restarted.poll_once(adapter_for(emulator, clock, page_size=84), search)
+    assert second.new == 3 and emulator.posts_read - read_before == 3
+    assert sorted(stored_ids(sessions), key=int) == sorted(ids + arrived_mid_poll, key=int)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(QueueItem)) == 5003
+
+
+def test_rate_limit_loses_nothing_and_resumes_after_the_reset(sessions: sessionmaker[Session], clock: FakeClock,
+                                                              emulator: XApiEmulator) -> None:
+    for n in range(250):
+        emulator.add_tweet(CUSTOMER, f"acme issue {n}")
+    adapter = adapter_for(emulator, clock)
+    search = adapter.sources()[0]
+    poller = Poller(sessions, Stub(), clock=clock)
+    emulator.faults.inject("rate_limit_burst:1", path_prefix="/2/tweets/search/recent", after=1)  # page 2: 429
+    with pytest.raises(RateLimited) as info:
+        poller.poll_once(adapter, search)
+    assert info.value.retry_at > clock()
+    assert stored_ids(sessions) == [] and cursor_of(sessions, search.name) is None
+    clock.now_value = info.value.retry_at + timedelta(seconds=1)
+    result = poller.poll_once(adapter, search)
+    assert result.new == 250 and len(set(stored_ids(sessions))) == 250
+
+
+@pytest.mark.parametrize("fault", ["http_503", "malformed_json", "truncated_json"])
+def test_server_trouble_stores_nothing_half_and_keeps_the_cursor(
+    sessions: sessionmaker[Session], clock: FakeClock, emulator: XApiEmulator, fault: str,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = adapter_for(emulator, clock, page_size=10)
+    search = adapter.sources()[0]
+    poller = Poller(sessions, Stub(), clock=clock)
+    emulator.add_tweet(CUSTOMER, "acme first")
+    poller.poll_once(adapter, search)
+    before = cursor_of(sessions, search.name)
+    for n in range(35):
+        emulator.add_tweet(CUSTOMER, f"acme broken {n}")
+    emulator.faults.inject(fault, path_prefix="/2/tweets/search/recent", after=2)  # the third page breaks
+    with caplog.at_level(logging.WARNING), pytest.raises(Transient):
+        poller.poll_once(adapter, search)
+    assert len(stored_ids(sessions)) == 1 and cursor_of(sessions, search.name) == before
+    assert any(search.name in r.getMessage() and "cursor unchanged" in r.getMessage() for r in caplog.records)
+    assert poller.poll_once(adapter, search).new == 35
+
+
+def test_wrong_token_is_an_actionable_auth_error(sessions: sessionmaker[Session], clock: FakeClock,
+                                                 emulator: XApiEmulator) -> None:
+    adapter = adapter_for(emulator, clock, bearer_token="expired-token-123")
+    with pytest.raises(AuthFailed) as info:
+        Poller(sessions, Stub(), clock=clock).poll_once(adapter, adapter.sources()[0])
+    message = str(info.value)
+    assert "bearer_token" in message and "expired-token-123" not in message
+
+
+def test_hostile_posts_never_crash_the_poll(sessions: sessionmaker[Session], clock: FakeClock,
+                                            emulator: XApiEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    texts = ["acme <script>alert(1)</script>", "acme " + "x" * 9_990, "acme \u202eevil\u202c 😡", "acme nul\x00here"]
+    for text in texts:
+        emulator.add_tweet(CUSTOMER, text)
+    adapter = adapter_for(emulator, clock)
+    result = Poller(sessions, Stub(), clock=clock).poll_once(adapter, adapter.sources()[0])
+    assert result.new == 4
+    with sessions() as session:
+        stored = set(session.scalars(select(Mention.text)))
+    assert texts[0] in stored and texts[1] in stored and texts[2] in stored
+    assert "acme nul\ufffdhere" in stored
+    assert any("NUL character(s) replaced" in r.getMessage() for r in caplog.records)  # the logged reason
+
+
+def test_replies_reach_the_emulator_exactly_once_across_a_crash(sessions: sessionmaker[Session], clock: FakeClock,
+                                                                emulator: XApiEmulator) -> None:
+    post_id = emulator.add_tweet(CUSTOMER, "acme my router is dead, please help")
+    adapter = adapter_for(emulator, clock)
+    search = adapter.sources()[0]
+    Poller(sessions, Stub(), clock=clock).poll_once(adapter, search)
+    with sessions.begin() as session:
+        mention = session.scalars(select(Mention).where(Mention.external_id == post_id)).one()
+        session.add(Reply(mention_id=mention.id, platform="x", text="Sorry Kim, a new router is on its way.",
+                          idempotency_key="k1"))
+
+    class Crash(BaseException):
+        pass
+
+    class CrashAfterPost:
+        def __init__(self, inner: XPlatform) -> None:
+            self.inner = inner
+
+        def post_reply(self, mention: Any, text: str) -> str:
+            self.inner.post_reply(mention, text)
+            raise Crash
+
+        def find_reply(self, mention: Any, text: str) -> str | None:
+            return self.inner.find_reply(mention, text)
+
+    with pytest.raises(Crash):
+        Dispatcher(sessions, {Platform.X: CrashAfterPost(adapter)}, clock=clock).dispatch_due()
+    clock.advance(minutes=5)
+    [outcome] = Dispatcher(sessions, {Platform.X: adapter}, clock=clock).dispatch_due()
+    assert outcome.state == ReplyState.SENT.value and outcome.recovered
+    posted = emulator.store.tweet(int(post_id))
+    assert posted is not None and posted.reply_count == 1
+    reply = emulator.store.tweet(int(outcome.platform_reply_id or 0))
+    assert reply is not None and reply.in_reply_to_tweet_id == int(post_id)
+    assert reply.author.username == "acme_help"
