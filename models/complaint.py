@@ -21,6 +21,7 @@ and a clearly positive text ("thanks for the quick refund!") keeps a low score d
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 CUE_WEIGHTS: dict[str, float] = {
     "problem": 0.5, "request": 0.3, "reference": 0.3, "anger": 0.3, "question": 0.15,
@@ -81,20 +82,34 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
-def complaint_cues(text: str) -> set[str]:
-    """The cue categories present in `text` (keys of CUE_WEIGHTS)."""
-    found = {name for name, pattern in _PATTERNS.items() if pattern.search(text)}
+def cue_matches(text: str) -> dict[str, list[str]]:
+    """Per cue category present in `text`, the matched words (distinct, lower-case, in order)."""
+    found: dict[str, list[str]] = {}
+    for name, pattern in _PATTERNS.items():
+        words = list(dict.fromkeys(m.group(0).strip().lower() for m in pattern.finditer(text)))
+        if words:
+            found[name] = words
     if "?" in text:
-        found.add("question")
+        found["question"] = ["?"]
     return found
 
 
-def cue_strength(text: str) -> float:
-    """1 - prod(1 - w) over the cue categories present; 0.0 when there is none."""
+def complaint_cues(text: str) -> set[str]:
+    """The cue categories present in `text` (keys of CUE_WEIGHTS)."""
+    return set(cue_matches(text))
+
+
+def strength(categories: Iterable[str]) -> float:
+    """1 - prod(1 - w) over the given cue categories; 0.0 for none."""
     rest = 1.0
-    for cue in complaint_cues(text):
+    for cue in set(categories):
         rest *= 1.0 - CUE_WEIGHTS[cue]
     return 1.0 - rest
+
+
+def cue_strength(text: str) -> float:
+    """The cue strength of the categories present in `text`."""
+    return strength(complaint_cues(text))
 
 
 def complaint_score(text: str, negative: float, positive: float) -> float:

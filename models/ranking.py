@@ -8,80 +8,41 @@ customer's history. Every score comes with human-readable reasons, strongest fir
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from models.complaint import cue_matches, strength
 from models.config import RankingConfig
-
-# Problem words in English and German (stems; matched at word starts, case-insensitive).
-PROBLEM_WORDS = (
-    "broken", "broke", "not working", "doesn't work", "does not work", "won't", "can't", "cannot", "refund",
-    "charged", "overcharg", "double charg", "cancel", "late", "delay", "never arrived", "missing", "lost",
-    "outage", "down again", "no signal", "no internet", "disconnect", "scam", "rip", "complain", "worst",
-    "terrible", "awful", "useless", "waiting", "still no", "nobody", "no one", "unacceptable", "fraud",
-    "kaputt", "defekt", "funktioniert nicht", "geht nicht", "erstattung", "zurück", "rückerstattung",
-    "abgebucht", "doppelt", "kündig", "storn", "verspät", "verspätung", "nicht angekommen", "fehlt",
-    "verloren", "störung", "ausfall", "kein netz", "kein internet", "abzocke", "betrug", "beschwerde",
-    "schlecht", "katastrophe", "unverschämt", "warte", "immer noch", "niemand", "frechheit", "ärgerlich",
-)
-REQUEST_WORDS = (
-    "please", "pls", "help", "fix", "when will", "why", "how do i", "how can i", "can you", "could you",
-    "dm", "contact me", "call me", "any update", "bitte", "hilfe", "wann", "warum", "wieso", "weshalb",
-    "wie kann ich", "könnt ihr", "können sie", "meldet euch", "rückruf", "antwort",
-)
-_PROBLEM_RE = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in PROBLEM_WORDS) + ")", re.IGNORECASE)
-_REQUEST_RE = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in REQUEST_WORDS) + r")(?!\w)", re.IGNORECASE)
-_REFERENCE_RE = re.compile(
-    r"(?:order|ticket|case|invoice|tracking|customer|account|bestell|auftrag|rechnung|kunden|vertrag|"
-    r"sendung|vorgang)\w*\s*(?:no\.?|nr\.?|number|nummer|#|:)?\s*#?\s*[A-Z0-9-]*\d{4,}"
-    r"|#\d{5,}|\b[A-Z]{2,4}-?\d{5,}\b",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
 class ComplaintCues:
-    problem_words: tuple[str, ...] = ()
-    request: bool = False
-    question: bool = False
-    reference: str | None = None
+    """The textual signs of a complaint, as models/complaint.py finds them, for scores and reasons."""
+
+    matches: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
-        """0..1: each kind of cue adds evidence that this is a complaint needing an answer."""
-        value = 0.0
-        if self.problem_words:
-            value += 0.45 + 0.1 * min(len(self.problem_words) - 1, 2)
-        if self.request or self.question:
-            value += 0.25
-        if self.reference:
-            value += 0.25
-        return min(value, 1.0)
+        """0..1: the same cue strength the classifier's complaint score uses."""
+        return strength(self.matches)
 
     def reasons(self) -> list[str]:
         out = []
-        if self.problem_words:
-            out.append("problem: " + ", ".join(self.problem_words[:3]))
-        if self.reference:
-            out.append(f"reference {self.reference}")
-        if self.request:
+        problems = self.matches.get("problem", []) + self.matches.get("anger", [])
+        if problems:
+            out.append("problem: " + ", ".join(problems[:3]))
+        if "reference" in self.matches:
+            out.append(f"reference {self.matches['reference'][0]}")
+        if "request" in self.matches:
             out.append("asks the brand")
-        elif self.question:
+        elif "question" in self.matches:
             out.append("question")
         return out
 
 
 def complaint_cues(text: str) -> ComplaintCues:
     """Find the textual signs of a complaint (English and German)."""
-    problems = tuple(dict.fromkeys(m.group(1).lower() for m in _PROBLEM_RE.finditer(text)))
-    reference = _REFERENCE_RE.search(text)
-    return ComplaintCues(
-        problem_words=problems,
-        request=bool(_REQUEST_RE.search(text)),
-        question="?" in text,
-        reference=reference.group(0).strip() if reference else None,
-    )
+    return ComplaintCues(cue_matches(text))
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,11 @@ def test_waiting_longer_ranks_higher_and_saturates() -> None:
 
 def test_complaint_cues_in_english_and_german() -> None:
     en = complaint_cues("My order #123456 never arrived, can you please help?")
-    assert en.problem_words and en.request and en.question and en.reference
+    assert {"problem", "request", "question", "reference"} <= set(en.matches)
+    assert "problem: never arrived" in en.reasons() and "asks the brand" in en.reasons()
     de = complaint_cues("Bestellnummer 4711234 ist nicht angekommen, bitte um Erstattung")
-    assert "nicht angekommen" in de.problem_words and "erstattung" in de.problem_words
-    assert de.reference is not None and de.request
+    assert {"problem", "request", "reference"} <= set(de.matches)
+    assert any("nicht angekommen" in w for w in de.matches["problem"])
     assert complaint_cues("What a lovely day").score == 0.0
 
 
