@@ -176,6 +176,13 @@ class WebConfig(Section):
     public_url: str | None = Field(default=None, description="base URL used in digest links")
 
 
+class CustomersConfig(Section):
+    propose_min_confidence: float = Field(default=0.35, ge=0, le=1, description="weaker link candidates are ignored")
+    auto_link_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="link without a person's confirmation at or above this (null: never)"
+    )
+
+
 class RetentionConfig(Section):
     raw_payload_days: int = Field(default=90, ge=1)
     mention_days: int = Field(default=730, ge=1)
@@ -191,6 +198,7 @@ class Config(Section):
     queue: QueueConfig = Field(default_factory=QueueConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     web: WebConfig
+    customers: CustomersConfig = Field(default_factory=CustomersConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     def brand(self, name: str) -> BrandConfig:

@@ -354,3 +354,38 @@ Index("ix_mentions_queue_filters", Mention.id, Mention.platform, Mention.sentime
 Index("ix_queue_items_state_closed", QueueItem.state, QueueItem.closed_at)
 Index("ix_replies_state", Reply.state)
 Index("ix_audit_events_object", AuditEvent.object_type, AuditEvent.object_id)
+
+
+# --------------------------------------------------------------------------- customer memory and GDPR (migration 0006)
+
+
+class LinkProposal(Base):
+    """A proposed link between two authors on different platforms (author_a < author_b), decided by a person."""
+
+    __tablename__ = "link_proposals"
+    __table_args__ = (UniqueConstraint("author_a", "author_b"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author_a: Mapped[int] = mapped_column(ForeignKey("authors.id", ondelete="CASCADE"), index=True)
+    author_b: Mapped[int] = mapped_column(ForeignKey("authors.id", ondelete="CASCADE"), index=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[list[str]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(20), default="proposed", index=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ErasedMentionStats(Base):
+    """Anonymous counts of mentions removed by erasure or retention, so digests keep their totals."""
+
+    __tablename__ = "erased_mention_stats"
+    __table_args__ = (UniqueConstraint("day", "brand", "platform", "sentiment"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date]
+    brand: Mapped[str] = mapped_column(String(200))
+    platform: Mapped[str] = mapped_column(String(20))
+    sentiment: Mapped[str] = mapped_column(String(16), default="")
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    answered_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -148,10 +148,28 @@ class OpenEar:
         return daemon
 
     def extra_jobs(self) -> list[tuple[str, Callable[[], Any], int]]:
-        """Periodic jobs of the responders layer: claim expiry (digest and retention join later)."""
+        """Periodic jobs of the responders layer: claim expiry, link proposals, retention, digests."""
         from responders import queue
+        from responders.customers import propose_links
+        from responders.retention import apply_retention
 
         jobs: list[tuple[str, Callable[[], Any], int]] = []
+        customers = self.config.customers
+
+        def propose_job() -> None:
+            now = self.clock()
+            with self.sessions.begin() as session:
+                propose_links(session, now, since=now - timedelta(days=2),
+                              min_confidence=customers.propose_min_confidence,
+                              auto_link_confidence=customers.auto_link_confidence)
+
+        def retention_job() -> None:
+            with self.sessions.begin() as session:
+                summary = apply_retention(session, self.clock(), self.config.retention)
+            log.info("retention applied: %s", summary)
+
+        jobs.append(("propose_links", propose_job, 1800))
+        jobs.append(("retention", retention_job, 86400))
         timeout_minutes = self.config.queue.claim_timeout_minutes
 
         def expire_job() -> None:

@@ -26,4 +26,6 @@ COMMANDS: list[Callable[[typer.Typer], None]] = [
     demo_cmd.register,
     *_optional("openear.commands.classifier"),
     *_optional("openear.commands.web_cmd"),
+    *_optional("openear.commands.customer_cmd"),
+    *_optional("openear.commands.digest_cmd"),
 ]

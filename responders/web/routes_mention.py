@@ -14,6 +14,7 @@ from models.domain import QueueState, Role, SentimentLabel
 from models.orm import QueueItem, Reply, SavedReply, User
 from responders import queue
 from responders.auth import has_role, list_users
+from responders.customers import pending_links
 from responders.history import conversation, customer_history, mention_detail
 from responders.queue import (
     DISMISS_REASONS,
@@ -71,6 +72,7 @@ def mention_page(
         "reasons_live": live_reasons(detail.mention.priority_reasons, detail.mention.created_at, now,
                                      open_item=item is not None and item.state in OPEN_STATES),
         "history": customer_history(session, detail.mention),
+        "customer_links": pending_links(session, detail.author.id),
         "held_by_me": held_by_me,
         "claim_expired": item is not None and is_expired(item, now, timeout),
         "can_claim": item is not None and (item.state == QueueState.NEW.value or (

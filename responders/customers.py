@@ -1,0 +1,421 @@
+"""Customer memory: one person across X and Facebook.
+
+openear *proposes* links between authors on different platforms (similar names, a handle that
+matches a name, a handle or profile URL quoted in a post) with a confidence and human-readable
+evidence; a person confirms or rejects each one. Nothing is linked automatically unless the caller
+passes `auto_link_confidence` and the proposal reaches it. Rejected pairs are never proposed again.
+Every decision is audited. The overview of one customer lives in responders.customer_view.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from models.config import RankingConfig
+from models.domain import QueueState
+from models.history import histories_at
+from models.orm import Author, Customer, LinkProposal, Mention, Note, QueueItem
+from models.ranking import RankInput, rank
+from responders import audit
+
+PROPOSED, CONFIRMED, REJECTED = "proposed", "confirmed", "rejected"
+LINK_CONFIRM, LINK_REJECT, LINK_AUTO = "link_confirm", "link_reject", "link_auto"
+LINK, UNLINK, MERGE = "customer_link", "customer_unlink", "customer_merge"
+CUSTOMER_NOTE, CUSTOMER_TAGS = "customer_note", "customer_tags"
+MIN_CONFIDENCE = 0.35
+MAX_BLOCK = 400  # a blocking key shared by more authors than this is too common to say anything
+
+_TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"})
+_HANDLE_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{2,15})\b")
+_URL_RE = re.compile(r"(?:https?://)?(?:www\.|m\.)?(x\.com|twitter\.com|facebook\.com)/([A-Za-z0-9_.]{2,64})",
+                     re.IGNORECASE)
+_CROSS_HINT = re.compile(r"\b(also|auch|as|als|on x|on twitter|on facebook|auf x|auf facebook|wrote|schrieb)\b",
+                         re.IGNORECASE)
+
+
+class CustomerError(Exception):
+    """A refused customer action (unknown id, nothing to do); the message is for people."""
+
+
+def normalise(text: str | None) -> list[str]:
+    """Lower-case ASCII word tokens: umlauts transliterated, accents and emoji dropped."""
+    if not text:
+        return []
+    folded = unicodedata.normalize("NFKD", text.translate(_TRANSLIT))
+    ascii_text = "".join(ch for ch in folded if ch.isascii()).lower()
+    return re.findall(r"[a-z]+|\d+", ascii_text)
+
+
+def _handle_key(handle: str | None) -> str:
+    """A handle without separators and trailing digits: @Jana_Becker87 -> janabecker."""
+    return re.sub(r"\d+$", "", "".join(normalise(handle))) if handle else ""
+
+
+@dataclass(frozen=True)
+class _Person:
+    id: int
+    platform: str
+    handle: str | None
+    name: str | None
+    customer_id: int | None
+    tokens: tuple[str, ...]
+    handle_key: str
+
+    @property
+    def label(self) -> str:
+        return f"@{self.handle}" if self.handle and self.platform == "x" else repr(self.name or self.handle or "?")
+
+
+def _blocking_keys(person: _Person) -> set[str]:
+    keys: set[str] = set()
+    words = [t for t in person.tokens if not t.isdigit()]
+    if len(words) >= 2:
+        first, last = words[0], words[-1]
+        keys |= {f"n:{first}|{last[0]}", f"c:{first}{last}", f"c:{first[0]}{last}"}
+        if len(last) >= 3:
+            keys.add(f"l:{last}")
+    elif words and len(words[0]) >= 4:
+        keys.add(f"c:{words[0]}")
+    if len(person.handle_key) >= 4:
+        keys.add(f"c:{person.handle_key}")
+    return keys
+
+
+def _handle_matches_name(handle_key: str, words: list[str]) -> bool:
+    if len(handle_key) < 3 or len(words) < 2:
+        return False
+    first, last = words[0], words[-1]
+    forms = {first + last, first + "_" + last, first[0] + last, first + last[0], first + last[:6],
+             first[0] + last[:6], last + first}
+    return handle_key in {f.replace("_", "") for f in forms} or (
+        handle_key.startswith(first) and last.startswith(handle_key[len(first):]) and len(handle_key) > len(first))
+
+
+def score_pair(a: _Person, b: _Person) -> tuple[float, list[str]]:
+    """Confidence 0..1 that two identities are one person, with the evidence (names only, no texts)."""
+    evidence: list[tuple[float, str]] = []
+    wa = [t for t in a.tokens if not t.isdigit()]
+    wb = [t for t in b.tokens if not t.isdigit()]
+    if wa and wb:
+        if wa == wb:
+            evidence.append((0.6, f"same name: {a.name!r} and {b.name!r}"))
+        elif len(wa) >= 2 and len(wb) >= 2 and wa[0] == wb[0] and (
+                (len(wa[-1]) == 1 and wb[-1].startswith(wa[-1])) or (len(wb[-1]) == 1 and wa[-1].startswith(wb[-1]))):
+            evidence.append((0.45, f"name with initial: {a.name!r} ~ {b.name!r}"))
+        else:
+            ratio = difflib.SequenceMatcher(None, " ".join(wa), " ".join(wb)).ratio()
+            overlap = len(set(wa) & set(wb)) / len(set(wa) | set(wb))
+            if ratio >= 0.85:
+                evidence.append((0.45 * ratio, f"similar names ({ratio:.2f}): {a.name!r} ~ {b.name!r}"))
+            elif overlap >= 0.5 and ratio >= 0.6:
+                evidence.append((0.25, f"names share words: {a.name!r} ~ {b.name!r}"))
+    for x, y in ((a, b), (b, a)):
+        if x.handle and _handle_matches_name(x.handle_key, [t for t in y.tokens if not t.isdigit()]):
+            evidence.append((0.3, f"handle @{x.handle} fits the name {y.name!r}"))
+    if a.handle_key and a.handle_key == b.handle_key and len(a.handle_key) >= 4:
+        evidence.append((0.5, f"same handle on both platforms: {a.handle_key}"))
+    return _combine(evidence)
+
+
+def _combine(evidence: list[tuple[float, str]]) -> tuple[float, list[str]]:
+    remaining = 1.0
+    for weight, _ in evidence:
+        remaining *= 1.0 - weight
+    return round(min(1.0 - remaining, 0.99), 3), [text for _, text in evidence]
+
+
+def _people(session: Session) -> dict[int, _Person]:
+    rows = session.execute(select(Author.id, Author.platform, Author.handle, Author.display_name, Author.customer_id)
+                           .where(Author.is_brand.is_(False))).all()
+    return {r.id: _Person(r.id, r.platform, r.handle, r.display_name, r.customer_id,
+                          tuple(normalise(r.display_name)), _handle_key(r.handle)) for r in rows}
+
+
+def _text_clues(session: Session, people: dict[int, _Person], since: datetime | None) -> dict[tuple[int, int], str]:
+    """Pairs found in texts: a Facebook comment quoting an X handle, a post with a profile URL."""
+    by_handle = {p.handle.lower(): p.id for p in people.values() if p.handle and p.platform == "x"}
+    by_fb_id = {}
+    for author_id, external_id in session.execute(select(Author.id, Author.external_id)
+                                                  .where(Author.platform == "facebook", Author.is_brand.is_(False))):
+        by_fb_id[external_id] = author_id
+    query = select(Mention.author_id, Mention.platform, Mention.text).where(
+        Mention.is_own.is_(False),
+        or_(Mention.text.like("%@%"), Mention.text.ilike("%x.com/%"), Mention.text.ilike("%twitter.com/%"),
+            Mention.text.ilike("%facebook.com/%")))
+    if since is not None:
+        query = query.where(Mention.created_at >= since)
+    clues: dict[tuple[int, int], str] = {}
+    for author_id, platform, text in session.execute(query):
+        if author_id not in people:
+            continue
+        hint = " (says it is them)" if _CROSS_HINT.search(text) else ""
+        if platform != "x":
+            for handle in _HANDLE_RE.findall(text):
+                other = by_handle.get(handle.lower())
+                if other is not None:
+                    clues[(author_id, other)] = f"a {platform} post by {people[author_id].label} names @{handle}{hint}"
+        for site, path in _URL_RE.findall(text):
+            site = site.lower()
+            other = by_fb_id.get(path) if site == "facebook.com" else by_handle.get(path.lower())
+            if other is not None and people.get(other) and people[other].platform != platform:
+                clues[(author_id, other)] = f"a post by {people[author_id].label} links the profile {site}/{path}"
+    return clues
+
+
+def propose_links(session: Session, now: datetime, *, since: datetime | None = None,
+                  min_confidence: float = MIN_CONFIDENCE, auto_link_confidence: float | None = None,
+                  limit: int = 10_000) -> list[LinkProposal]:
+    """Find new cross-platform pairs (blocked by name keys, never all pairs) and store them as proposals.
+
+    `since` limits the search to pairs with an author first seen since then (plus texts since then).
+    With `auto_link_confidence`, proposals reaching it are confirmed at once (audited as link_auto).
+    """
+    people = _people(session)
+    blocks: dict[str, list[int]] = defaultdict(list)
+    for person in people.values():
+        for key in _blocking_keys(person):
+            blocks[key].append(person.id)
+    fresh: set[int] | None = None
+    if since is not None:
+        fresh = set(session.scalars(select(Author.id).where(Author.first_seen_at >= since)))
+    candidates: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for members in blocks.values():
+        if len(members) < 2 or len(members) > MAX_BLOCK:
+            continue
+        for i, x in enumerate(members):
+            for y in members[i + 1:]:
+                if people[x].platform != people[y].platform:
+                    candidates.setdefault((min(x, y), max(x, y)), [])
+    for (x, y), text in _text_clues(session, people, since).items():
+        candidates[(min(x, y), max(x, y))].append(text)
+    existing = {(r[0], r[1]) for r in session.execute(select(LinkProposal.author_a, LinkProposal.author_b))}
+    made: list[LinkProposal] = []
+    for (x, y), clues in sorted(candidates.items()):
+        a, b = people[x], people[y]
+        if (x, y) in existing or (a.customer_id is not None and a.customer_id == b.customer_id):
+            continue
+        if fresh is not None and not clues and x not in fresh and y not in fresh:
+            continue
+        confidence, evidence = score_pair(a, b)
+        if clues:
+            weight = 0.75 if any("says it is them" in c or "links the profile" in c for c in clues) else 0.5
+            confidence, evidence = _combine([(confidence, ""), (weight, "")])[0], [*evidence, *clues]
+        if confidence < min_confidence:
+            continue
+        proposal = LinkProposal(author_a=x, author_b=y, confidence=confidence, evidence=evidence, state=PROPOSED,
+                                created_at=now)
+        session.add(proposal)
+        made.append(proposal)
+        if len(made) >= limit:
+            break
+    session.flush()
+    if auto_link_confidence is not None:
+        for proposal in made:
+            if proposal.confidence >= auto_link_confidence:
+                confirm(session, proposal.id, None, now, action=LINK_AUTO)
+    return made
+
+
+def pending_for(session: Session, author_id: int) -> list[LinkProposal]:
+    """Open proposals involving one author, most confident first."""
+    return list(session.scalars(select(LinkProposal).where(
+        LinkProposal.state == PROPOSED, or_(LinkProposal.author_a == author_id, LinkProposal.author_b == author_id))
+        .order_by(LinkProposal.confidence.desc())))
+
+
+def _proposal(session: Session, proposal_id: int) -> LinkProposal:
+    proposal = session.get(LinkProposal, proposal_id)
+    if proposal is None:
+        raise CustomerError("there is no such link proposal")
+    if proposal.state != PROPOSED:
+        raise CustomerError(f"this proposal was already {proposal.state}")
+    return proposal
+
+
+def confirm(session: Session, proposal_id: int, user_id: int | None, now: datetime, *,
+            action: str = LINK_CONFIRM) -> Customer:
+    """Accept a proposal: both authors belong to one customer afterwards (customers merged if needed)."""
+    proposal = _proposal(session, proposal_id)
+    proposal.state, proposal.decided_by, proposal.decided_at = CONFIRMED, user_id, now
+    customer = _link_pair(session, proposal.author_a, proposal.author_b, user_id, now)
+    audit.record(session, action, "customer", customer.id, user_id=user_id, at=now,
+                 detail={"proposal": proposal.id, "authors": [proposal.author_a, proposal.author_b],
+                         "confidence": proposal.confidence})
+    return customer
+
+
+def reject(session: Session, proposal_id: int, user_id: int | None, now: datetime) -> LinkProposal:
+    """Refuse a proposal; the pair is never proposed again."""
+    proposal = _proposal(session, proposal_id)
+    proposal.state, proposal.decided_by, proposal.decided_at = REJECTED, user_id, now
+    audit.record(session, LINK_REJECT, "link_proposal", proposal.id, user_id=user_id, at=now,
+                 detail={"authors": [proposal.author_a, proposal.author_b]})
+    return proposal
+
+
+def _author(session: Session, author_id: int) -> Author:
+    author = session.get(Author, author_id)
+    if author is None:
+        raise CustomerError(f"there is no author #{author_id}")
+    return author
+
+
+def customer_of(session: Session, author_id: int, now: datetime, user_id: int | None = None) -> Customer:
+    """The author's customer, created on the fly for an unlinked author."""
+    author = _author(session, author_id)
+    if author.customer_id is not None:
+        return session.get_one(Customer, author.customer_id)
+    customer = Customer(display_name=author.display_name or author.handle, first_seen_at=author.first_seen_at,
+                        tags=[], created_at=now)
+    session.add(customer)
+    session.flush()
+    author.customer_id = customer.id
+    session.flush()
+    audit.record(session, LINK, "customer", customer.id, user_id=user_id, at=now,
+                 detail={"author": author.id, "created": True})
+    return customer
+
+
+def _link_pair(session: Session, a: int, b: int, user_id: int | None, now: datetime) -> Customer:
+    first, second = _author(session, a), _author(session, b)
+    if first.customer_id and second.customer_id and first.customer_id != second.customer_id:
+        return merge_customers(session, first.customer_id, second.customer_id, user_id, now)
+    customer = customer_of(session, first.id if first.customer_id or not second.customer_id else second.id, now,
+                           user_id)
+    first.customer_id = second.customer_id = customer.id
+    session.flush()
+    session.expire(customer, ["authors"])
+    return customer
+
+
+def link_authors(session: Session, customer_id: int, author_id: int, user_id: int | None, now: datetime) -> Customer:
+    """Put an author under a customer by hand (the author's old customer is merged in if it had one)."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise CustomerError(f"there is no customer #{customer_id}")
+    author = _author(session, author_id)
+    if author.customer_id == customer.id:
+        raise CustomerError("this identity already belongs to the customer")
+    if author.customer_id is not None:
+        return merge_customers(session, customer.id, author.customer_id, user_id, now)
+    author.customer_id = customer.id
+    session.flush()
+    session.expire(customer, ["authors"])
+    audit.record(session, LINK, "customer", customer.id, user_id=user_id, at=now, detail={"author": author.id})
+    return customer
+
+
+def unlink_author(session: Session, author_id: int, user_id: int | None, now: datetime) -> int:
+    """Take an identity out of its customer; returns the former customer id. Its confirmed proposals are rejected
+    so that the pair is not proposed again."""
+    author = _author(session, author_id)
+    if author.customer_id is None:
+        raise CustomerError("this identity is not linked to a customer")
+    former = author.customer_id
+    author.customer_id = None
+    session.execute(update(LinkProposal).where(
+        LinkProposal.state == CONFIRMED, or_(LinkProposal.author_a == author_id, LinkProposal.author_b == author_id))
+        .values(state=REJECTED, decided_by=user_id, decided_at=now))
+    session.flush()
+    audit.record(session, UNLINK, "customer", former, user_id=user_id, at=now, detail={"author": author_id})
+    return former
+
+
+def merge_customers(session: Session, keep_id: int, other_id: int, user_id: int | None, now: datetime) -> Customer:
+    """Move every identity, note and tag of `other_id` to `keep_id` and delete the other customer."""
+    if keep_id == other_id:
+        raise CustomerError("a customer cannot be merged with itself")
+    keep, other = session.get(Customer, keep_id), session.get(Customer, other_id)
+    if keep is None or other is None:
+        raise CustomerError("there is no such customer")
+    session.execute(update(Author).where(Author.customer_id == other.id).values(customer_id=keep.id))
+    session.execute(update(Note).where(Note.customer_id == other.id).values(customer_id=keep.id))
+    keep.tags = sorted(set(tag_list(keep)) | set(tag_list(other)))  # type: ignore[assignment]
+    keep.first_seen_at = min(keep.first_seen_at, other.first_seen_at)
+    if other.notes:
+        keep.notes = "\n".join(n for n in (keep.notes, other.notes) if n)
+    session.flush()
+    session.expire(keep, ["authors"])
+    session.expire(other, ["authors"])
+    session.delete(other)
+    session.flush()
+    audit.record(session, MERGE, "customer", keep.id, user_id=user_id, at=now, detail={"merged": other_id})
+    return keep
+
+
+def tag_list(customer: Customer) -> list[str]:
+    """Customer.tags as a list of strings (older rows may hold a mapping tag -> truthy)."""
+    tags: object = customer.tags
+    if isinstance(tags, dict):
+        return sorted(str(k) for k, v in tags.items() if v)
+    return sorted(str(t) for t in tags) if isinstance(tags, list) else []
+
+
+def set_tags(session: Session, customer_id: int, tags: Iterable[str], user_id: int | None, now: datetime) -> list[str]:
+    """Replace the customer's tags (trimmed, lower-case, at most 60 characters each)."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise CustomerError(f"there is no customer #{customer_id}")
+    clean = sorted({t.strip().lower()[:60] for t in tags if t.strip()})
+    customer.tags = clean  # type: ignore[assignment]
+    audit.record(session, CUSTOMER_TAGS, "customer", customer_id, user_id=user_id, at=now, detail={"count": len(clean)})
+    return clean
+
+
+def add_note(session: Session, customer_id: int, text: str, user_id: int | None, now: datetime) -> Note:
+    """An internal note on the customer as a whole."""
+    if not text.strip():
+        raise CustomerError("the note is empty")
+    if session.get(Customer, customer_id) is None:
+        raise CustomerError(f"there is no customer #{customer_id}")
+    note = Note(customer_id=customer_id, user_id=user_id, text=text.strip()[:5000], created_at=now)
+    session.add(note)
+    session.flush()
+    audit.record(session, CUSTOMER_NOTE, "customer", customer_id, user_id=user_id, at=now, detail={"note_id": note.id})
+    return note
+
+
+def rerank_customer(session: Session, customer_id: int, now: datetime, ranking: RankingConfig | None = None) -> int:
+    """Recompute priority and reasons of the customer's open queue items now (as the poller's rerank does)."""
+    rows = session.execute(
+        select(QueueItem, Mention, Author.followers).join(Mention, Mention.id == QueueItem.mention_id)
+        .join(Author, Author.id == Mention.author_id)
+        .where(Author.customer_id == customer_id,
+               QueueItem.state.in_((QueueState.NEW.value, QueueState.CLAIMED.value)))
+    ).all()
+    known = histories_at(session, {(m.author_id, m.created_at) for _, m, _ in rows})
+    for item, mention, followers in rows:
+        result = rank(RankInput(text=mention.text, negative=mention.score_negative or 0.0,
+                                complaint=mention.complaint_score, created_at=mention.created_at, followers=followers,
+                                history=known[(mention.author_id, mention.created_at)]), now, ranking)
+        mention.priority, mention.priority_reasons = result.priority, result.reasons
+        item.priority = result.priority
+    session.flush()
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class PendingLink:
+    proposal_id: int
+    confidence: float
+    evidence: list[str]
+    other: Author
+
+
+def pending_links(session: Session, author_id: int) -> list[PendingLink]:
+    """The author's open proposals with the other identity (for the mention page's customer box)."""
+    out = []
+    for proposal in pending_for(session, author_id):
+        other = session.get(Author, proposal.author_b if proposal.author_a == author_id else proposal.author_a)
+        if other is not None:
+            out.append(PendingLink(proposal.id, proposal.confidence, list(proposal.evidence or []), other))
+    return out
