@@ -176,7 +176,7 @@ def load_postgresql(engine: Engine, data: dict[str, list[tuple[Any, ...]]], pass
     try:
         cursor = raw.cursor()
         for table, columns in COLUMNS.items():
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in _rows(table, data, password_hash):
                     copy.write_row(row)
             if table in ("users", "customers", "authors", "queue_items", "replies"):

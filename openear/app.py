@@ -145,7 +145,15 @@ class OpenEar:
         daemon.add_interval("rerank", lambda: self.poller.rerank_open(), 300)
         for job_id, job, seconds in self.extra_jobs():
             daemon.add_interval(job_id, job, seconds)
+        # the digest at the configured local time, and an hourly catch-up (after downtime, failed sends)
+        daemon.add_daily("digest", self.send_digests, at=schedule.digest_time, timezone=schedule.timezone)
+        daemon.add_interval("digest_catch_up", self.send_digests, 3600)
         return daemon
+
+    def send_digests(self) -> Any:
+        from responders.digest.archive import send_due_digests
+
+        return send_due_digests(self.config, self.sessions, self.clock())
 
     def extra_jobs(self) -> list[tuple[str, Callable[[], Any], int]]:
         """Periodic jobs of the responders layer: claim expiry, link proposals, retention, digests."""

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from contextlib import ExitStack, suppress
+from datetime import datetime
 from importlib import import_module
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -56,6 +59,9 @@ schedule:
   timezone: Europe/Berlin
 queue:
   sla_hours: 2
+digest:
+  recipients: [manager@acme.example]
+  smtp: {{host: 127.0.0.1, port: {smtp_port}, security: none, sender: openear-demo@acme.example}}
 web:
   host: 127.0.0.1
   port: {port}
@@ -99,6 +105,45 @@ def _start_emulators(stack: ExitStack, rate: float, backlog: int, seed: int) -> 
     return found
 
 
+class _MailDrop:
+    """The demo's SMTP server: every message lands as an .eml file in the demo directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        path = self.directory / f"digest-{len(list(self.directory.glob('digest-*.eml'))) + 1}.eml"
+        path.write_bytes(envelope.original_content or envelope.content)
+        return "250 Message accepted for delivery"
+
+
+def _start_mail_drop(stack: ExitStack, directory: Path) -> int:
+    from aiosmtpd.controller import Controller
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    controller = Controller(_MailDrop(directory), hostname="127.0.0.1", port=port)
+    controller.start()
+    stack.callback(controller.stop)
+    return port
+
+
+def _digest_today(openear: OpenEar, directory: Path) -> str:
+    """Build, archive and mail today's digest so far (the daemon sends yesterday's each morning)."""
+    from responders.digest.archive import archive_digest, send_archived
+
+    lines = []
+    for brand in openear.config.brands:
+        today = datetime.now(ZoneInfo(brand.timezone)).date()
+        digest_id, created = archive_digest(openear.sessions, openear.config, brand.name, today, utcnow())
+        outcome = send_archived(openear.sessions, openear.config, digest_id, utcnow(), created=created)
+        lines.append(f"/digests/{today.isoformat()}?brand={brand.name.replace(' ', '+')} ({outcome.status}; "
+                     f"mail in {directory})")
+    return ", ".join(lines)
+
+
 def _ensure_demo_user(openear: OpenEar) -> None:
     from responders.auth import create_user
 
@@ -132,9 +177,12 @@ def register(app: typer.Typer) -> None:
             fb = emulators["facebook"]
             facebook = FACEBOOK.format(url=fb.url, page_id=fb.page_id) if fb else ""
             page_id = fb.page_id if fb else "100000000000001"
+            mail_dir = directory / "mail"
+            smtp_port = _start_mail_drop(stack, mail_dir)
             path = directory / "config.yaml"
             path.write_text(CONFIG.format(x_url=emulators["x"].url, facebook=facebook, page_id=page_id,
-                                          db=db.resolve(), model=model, interval=interval, port=port))
+                                          db=db.resolve(), model=model, interval=interval, port=port,
+                                          smtp_port=smtp_port))
             config = load_config(path)
             upgrade(make_engine(config.database.url))
             openear = OpenEar(config)
@@ -144,6 +192,7 @@ def register(app: typer.Typer) -> None:
             for result in openear.poll_all():
                 console.print(f"  {result.source}: {result.new} new" + (f", error: {result.error}" if result.error
                                                                          else ""))
+            digest = _digest_today(openear, mail_dir)
             daemon = openear.build_daemon()
             daemon.start()
             stack.callback(daemon.shutdown)
@@ -151,6 +200,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"  web app:   http://127.0.0.1:{port}/   login [bold]{DEMO_USER}[/] / "
                           f"[bold]{DEMO_PASSWORD}[/]")
             console.print(f"  X API:     {emulators['x'].url}" + (f"   Facebook Graph API: {fb.url}" if fb else ""))
+            console.print(f"  digest:    http://127.0.0.1:{port}{digest}")
             console.print(f"  config:    {path}   status: http://127.0.0.1:{port}/status")
             console.print("  Ctrl-C stops everything")
             from openear.web import serve

@@ -57,6 +57,8 @@ def test_demo_serves_a_queue_of_classified_mentions(tmp_path: Path) -> None:
             # mentions from both emulators, classified (a sentiment label on each row)
             assert re.search(r">\s*(negative|neutral|positive)\s*<", queue.text)
             assert "negative" in queue.text
+            digests = client.get("/digests")
+            assert digests.status_code == 200 and "Acme Mobile" in digests.text
             status = client.get("/status").json()
             assert {s["source"].split(":")[0] for s in status["sources"]} == {"x", "facebook"}
     finally:
@@ -67,3 +69,5 @@ def test_demo_serves_a_queue_of_classified_mentions(tmp_path: Path) -> None:
             demo.kill()
             raise
     assert code == 0, log.read_text()[-3000:]
+    mails = sorted((tmp_path / "demo" / "mail").glob("digest-*.eml"))  # digests reached the local SMTP server
+    assert mails and all(b"Content-Type: multipart/" in mail.read_bytes() for mail in mails)

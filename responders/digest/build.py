@@ -1,0 +1,356 @@
+"""Build one brand's daily digest: SQL aggregates over one local day of the brand -> a frozen `DigestData`.
+
+A day is [local midnight, next local midnight) in the brand's timezone, converted to UTC, so DST switch
+days are 23 or 25 hours long. Counts are inbound mentions only (`is_own` False). Definitions:
+
+- complaints: the day's negative mentions; answered publicly: a sent Reply exists or the queue item is
+  answered; broadcast-only: complaints without a public answer (dismissed ones included).
+- waiting past SLA: the day's complaints neither answered nor dismissed, older than `queue.sla_hours` at `now`.
+- first response: first sent reply's sent_at - mention.created_at, over the day's mentions that got one;
+  p90 is the nearest-rank percentile; late answers are first responses slower than the SLA.
+- per agent: distinct mentions answered by replies *sent* during the day.
+- loyal customers waiting: open negative queue items (created before the day's end) whose author or
+  customer had earlier conversations (models.history).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from models.config import Config
+from models.domain import QueueState, ReplyState, SentimentLabel
+from models.history import histories_at
+from models.orm import Author, Customer, Mention, QueueItem, Reply, User
+
+LABELS = ("negative", "neutral", "positive", "unclassified")
+SERIES_DAYS = 8  # the day and the 7 before it (charts, trend)
+SPIKE_DAYS = 14  # trailing window of the spike test
+WAITING_LIMIT = 50
+LOYAL_LIMIT = 10
+LOYAL_CANDIDATES = 500
+TOPIC_LIMIT = 8
+QUOTE_CHARS = 160
+
+_STOP = """
+a about above after again against all also am an and any are aren't as at be because been before being below
+between both but by can can't cannot could couldn't did didn't do does doesn't doing don't during each few
+for from further get got had hadn't has hasn't have haven't having he her here hers herself him himself his how
+i i'm i've if in into is isn't it it's its itself just let's like me more most much my myself no nor not now of
+off on once one only or other our ours out over own same she should shouldn't so some still such than that that's
+the their theirs them themselves then there these they this those through to too under until up us very via was
+wasn't we we're were weren't what when where which while who whom why will with won't would wouldn't you you're
+your yours yourself yet again even really already since back ever never always today yesterday day days time
+http https www com amp rt dm pls please hey hi hello thanks thank im ive dont cant wont
+aber alle allem allen aller alles als also am an ander andere anderem anderen anderer anderes auch auf aus bei
+bin bis bist da damit dann das dass daß dein deine dem den denn der des dich die dir doch dort du durch ein eine
+einem einen einer eines er es etwas euch euer für gegen gewesen hab habe haben hat hatte hier hin hinter ich ihm
+ihn ihr ihre im in ist jede jedem jeden jeder jedes jetzt kann kein keine keinem keinen keiner man manche mehr
+mein meine meinem meinen meiner mich mir mit muss nach nicht nichts noch nun nur ob oder ohne schon sehr sein
+seine sich sie sind so solche soll sollte sondern sonst über um und uns unser unter viel vom von vor war waren
+warum was weil weiter welche wenn wer werde werden wie wieder will wir wird wo wurde zu zum zur zwar
+heute gestern mal ja nein bitte danke hallo seit immer gibt geht mehr
+"""
+STOPWORDS = frozenset(_STOP.split())
+TOKEN_RE = re.compile(r"[^\W\d_][\w'’\-]*[^\W_]|[^\W\d_]")
+URL_RE = re.compile(r"https?://\S+|www\.\S+|[@#]\w+")
+
+
+@dataclass(frozen=True)
+class DayCount:
+    """Inbound volume of one local day, split by sentiment."""
+
+    day: str
+    total: int
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    unclassified: int = 0
+
+
+@dataclass(frozen=True)
+class PlatformCount:
+    platform: str
+    total: int
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    unclassified: int = 0
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A sentiment label's count today against the previous 7 days' daily average."""
+
+    label: str
+    count: int
+    previous_avg: float
+    change_pct: float | None  # None when there is nothing to compare with
+
+
+@dataclass(frozen=True)
+class Topic:
+    term: str
+    count: int  # negative mentions containing the term
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WaitingItem:
+    mention_id: int
+    platform: str
+    handle: str | None
+    text: str
+    created_at: str
+    hours_waiting: float
+    url: str
+    customer: str | None = None
+    earlier_conversations: int = 0
+
+
+@dataclass(frozen=True)
+class AgentCount:
+    username: str
+    answered: int
+
+
+@dataclass(frozen=True)
+class DigestData:
+    """Everything a digest shows; plain values only (stored as JSON in the archive)."""
+
+    brand: str
+    day: str
+    timezone: str
+    start: str
+    end: str
+    hours: float
+    generated_at: str
+    sla_hours: float
+    base_url: str
+    volume: int
+    series: tuple[DayCount, ...]
+    trends: tuple[Trend, ...]
+    platforms: tuple[PlatformCount, ...]
+    spike: bool
+    spike_threshold: float | None
+    topics: tuple[Topic, ...]
+    complaints: int
+    answered_publicly: int
+    broadcast_only: int
+    dismissed: int
+    waiting: tuple[WaitingItem, ...]
+    waiting_total: int
+    responded: int
+    median_response_s: float | None
+    p90_response_s: float | None
+    answered_late: int
+    agents: tuple[AgentCount, ...]
+    loyal_waiting: tuple[WaitingItem, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing heard and nothing answered on that day."""
+        return self.volume == 0 and not self.agents and not self.waiting_total and not self.loyal_waiting
+
+    @property
+    def sla_breaches(self) -> int:
+        return self.answered_late + self.waiting_total
+
+
+def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
+    """[local midnight, next local midnight) of `day` in `timezone`, as UTC datetimes."""
+    tz = ZoneInfo(timezone)
+    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile (p90 of 10 values is the 9th smallest)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(pct / 100 * len(ordered)) - 1, 0)]
+
+
+def base_url_of(config: Config) -> str:
+    """Where links in the digest point: web.public_url, else the bind address."""
+    return (config.web.public_url or f"http://{config.web.host}:{config.web.port}").rstrip("/")
+
+
+def _label(value: str | None) -> str:
+    return value if value in LABELS[:3] else "unclassified"
+
+
+def _truncate(text: str, limit: int = QUOTE_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def build_digest(session: Session, config: Config, brand: str, day: date, *, now: datetime) -> DigestData:
+    """The digest of `brand` for its local `day`, as known at `now`."""
+    tz = config.brand(brand).timezone
+    start, end = day_bounds(day, tz)
+    sla = timedelta(hours=config.queue.sla_hours)
+    base = base_url_of(config)
+    days = [day - timedelta(days=i) for i in range(SPIKE_DAYS, -1, -1)]  # oldest first, `day` last
+    bounds = [day_bounds(d, tz)[0] for d in days] + [end]
+    inbound = and_(Mention.brand == brand, Mention.is_own.is_(False))
+
+    # volume per local day, platform and label: one range scan, bucketed by a CASE over the boundaries
+    bucket = case(*((Mention.created_at < b, i) for i, b in enumerate(bounds[1:])), else_=-1)
+    rows = session.execute(
+        select(bucket.label("b"), Mention.platform, Mention.sentiment_label, func.count())
+        .where(inbound, Mention.created_at >= bounds[0], Mention.created_at < end)
+        .group_by(bucket, Mention.platform, Mention.sentiment_label)
+    ).all()
+    per_day: list[Counter[str]] = [Counter() for _ in days]
+    per_platform: dict[str, Counter[str]] = {}
+    for b, platform, label, count in rows:
+        if b < 0:
+            continue
+        per_day[b][_label(label)] += count
+        if b == len(days) - 1:
+            per_platform.setdefault(platform, Counter())[_label(label)] += count
+    series = tuple(DayCount(d.isoformat(), sum(c.values()), **{k: c[k] for k in LABELS})
+                   for d, c in zip(days[-SERIES_DAYS:], per_day[-SERIES_DAYS:], strict=True))
+    today = per_day[-1]
+    volume = sum(today.values())
+    trends = []
+    for label in LABELS:
+        avg = sum(c[label] for c in per_day[-SERIES_DAYS:-1]) / (SERIES_DAYS - 1)
+        trends.append(Trend(label, today[label], round(avg, 2),
+                            round((today[label] - avg) / avg * 100, 1) if avg else None))
+    trailing = [float(sum(c.values())) for c in per_day[:-1]]
+    mean = statistics.fmean(trailing)
+    threshold = max(mean + 2 * statistics.stdev(trailing), 1.5 * mean) if mean > 0 else None
+    platforms = tuple(PlatformCount(p, sum(c.values()), **{k: c[k] for k in LABELS})
+                      for p, c in sorted(per_platform.items(), key=lambda kv: -sum(kv[1].values())))
+
+    # silence: the day's complaints and whether they got a public answer
+    in_day = and_(inbound, Mention.created_at >= start, Mention.created_at < end)
+    complaint = and_(in_day, Mention.sentiment_label == SentimentLabel.NEGATIVE.value)
+    sent_reply = exists().where(Reply.mention_id == Mention.id, Reply.state == ReplyState.SENT.value)
+    answered = or_(sent_reply, exists().where(QueueItem.mention_id == Mention.id,
+                                              QueueItem.state == QueueState.ANSWERED.value))
+    dismissed = exists().where(QueueItem.mention_id == Mention.id, QueueItem.state == QueueState.DISMISSED.value)
+    complaints, answered_n, dismissed_n = session.execute(
+        select(func.count(), func.count(case((answered, 1))), func.count(case((and_(~answered, dismissed), 1))))
+        .select_from(Mention).where(complaint)
+    ).one()
+    waiting_filter = and_(complaint, ~answered, ~dismissed, Mention.created_at <= now - sla)
+    waiting_total = int(session.scalar(select(func.count()).select_from(Mention).where(waiting_filter)) or 0)
+    waiting = tuple(
+        WaitingItem(r.id, r.platform, r.handle, _truncate(r.text), r.created_at.isoformat(),
+                    round((now - r.created_at).total_seconds() / 3600, 1), f"{base}/mentions/{r.id}")
+        for r in session.execute(
+            select(Mention.id, Mention.platform, Mention.text, Mention.created_at, Author.handle)
+            .join(Author, Author.id == Mention.author_id).where(waiting_filter)
+            .order_by(Mention.created_at, Mention.id).limit(WAITING_LIMIT)
+        ).all()
+    )
+
+    # time to first response over the day's mentions
+    first = session.execute(
+        select(Mention.created_at, func.min(Reply.sent_at)).join(Reply, Reply.mention_id == Mention.id)
+        .where(in_day, Reply.state == ReplyState.SENT.value, Reply.sent_at.is_not(None))
+        .group_by(Mention.id, Mention.created_at)
+    ).all()
+    delays = [max((sent - created).total_seconds(), 0.0) for created, sent in first if sent is not None]
+    agents = tuple(AgentCount(name or "(deleted user)", int(n)) for name, n in session.execute(
+        select(User.username, func.count(func.distinct(Reply.mention_id)))
+        .select_from(Reply).join(Mention, Mention.id == Reply.mention_id).outerjoin(User, User.id == Reply.user_id)
+        .where(Mention.brand == brand, Reply.state == ReplyState.SENT.value, Reply.sent_at >= start,
+               Reply.sent_at < end)
+        .group_by(User.username).order_by(func.count(func.distinct(Reply.mention_id)).desc(), User.username)
+    ).all())
+
+    return DigestData(
+        brand=brand, day=day.isoformat(), timezone=tz, start=start.isoformat(), end=end.isoformat(),
+        hours=(end - start).total_seconds() / 3600, generated_at=now.isoformat(), sla_hours=config.queue.sla_hours,
+        base_url=base, volume=volume, series=series, trends=tuple(trends), platforms=platforms,
+        spike=threshold is not None and volume > threshold,
+        spike_threshold=round(threshold, 1) if threshold is not None else None,
+        topics=top_topics(session, complaint, brand), complaints=int(complaints), answered_publicly=int(answered_n),
+        broadcast_only=int(complaints) - int(answered_n), dismissed=int(dismissed_n), waiting=waiting,
+        waiting_total=waiting_total, responded=len(delays),
+        median_response_s=statistics.median(delays) if delays else None, p90_response_s=percentile(delays, 90),
+        answered_late=sum(1 for d in delays if d > sla.total_seconds()), agents=agents,
+        loyal_waiting=loyal_waiting(session, brand, end, now, base),
+    )
+
+
+def tokens(text: str, extra_stop: frozenset[str] = frozenset()) -> list[str]:
+    """Lower-cased words without URLs, handles, stopwords and very short words."""
+    words = TOKEN_RE.findall(URL_RE.sub(" ", text.lower()))
+    return [w for w in words if len(w) > 2 and w not in STOPWORDS and w not in extra_stop]
+
+
+def count_topics(texts: list[str], extra_stop: frozenset[str] = frozenset(),
+                 limit: int = TOPIC_LIMIT) -> list[tuple[str, int]]:
+    """Recurring terms (document counts >= 2): strong bigrams first, then words they do not cover."""
+    unigrams: Counter[str] = Counter()
+    bigrams: Counter[str] = Counter()
+    for text in texts:
+        words = tokens(text, extra_stop)
+        unigrams.update(set(words))
+        bigrams.update({f"{a} {b}" for a, b in pairwise(words) if a != b})
+    strong = [(t, n) for t, n in bigrams.items()
+              if n >= 2 and n >= 0.5 * max(unigrams[w] for w in t.split())]
+    strong.sort(key=lambda tn: (-tn[1], tn[0]))
+    chosen = strong[:limit]
+    covered = {w for t, _ in chosen for w in t.split()}
+    chosen += [(t, n) for t, n in unigrams.most_common(limit * 3) if n >= 2 and t not in covered]
+    chosen.sort(key=lambda tn: (-tn[1], tn[0]))
+    return chosen[:limit]
+
+
+def top_topics(session: Session, complaint: object, brand: str) -> tuple[Topic, ...]:
+    """The day's complaint topics with up to two example quotes each."""
+    texts = list(session.scalars(select(Mention.text).where(complaint).order_by(Mention.id)  # type: ignore[arg-type]
+                                 .execution_options(yield_per=5000)))
+    terms = count_topics(texts, frozenset(w for w in tokens(brand)))
+    examples: dict[str, list[str]] = {t: [] for t, _ in terms}
+    for text in texts:
+        if all(len(v) >= 2 for v in examples.values()):
+            break
+        words = tokens(text)
+        joined = f" {' '.join(words)} "
+        for term, found in examples.items():
+            quote = _truncate(text)
+            if len(found) < 2 and f" {term} " in joined and quote not in found:
+                found.append(quote)
+    return tuple(Topic(t, n, tuple(examples[t])) for t, n in terms)
+
+
+def loyal_waiting(session: Session, brand: str, before: datetime, now: datetime, base: str) -> tuple[WaitingItem, ...]:
+    """Open complaints whose author (or customer) had earlier conversations, longest waiting first."""
+    rows = session.execute(
+        select(Mention.id, Mention.platform, Mention.text, Mention.created_at, Mention.author_id, Author.handle,
+               Customer.display_name)
+        .join(QueueItem, QueueItem.mention_id == Mention.id).join(Author, Author.id == Mention.author_id)
+        .outerjoin(Customer, Customer.id == Author.customer_id)
+        .where(Mention.brand == brand, Mention.is_own.is_(False), Mention.created_at < before,
+               Mention.sentiment_label == SentimentLabel.NEGATIVE.value,
+               QueueItem.state.in_((QueueState.NEW.value, QueueState.CLAIMED.value)))
+        .order_by(Mention.created_at, Mention.id).limit(LOYAL_CANDIDATES)
+    ).all()
+    known = histories_at(session, {(r.author_id, r.created_at) for r in rows})
+    found = []
+    for r in rows:
+        earlier = known[(r.author_id, r.created_at)].earlier_conversations
+        if earlier > 0:
+            found.append(WaitingItem(r.id, r.platform, r.handle, _truncate(r.text), r.created_at.isoformat(),
+                                     round((now - r.created_at).total_seconds() / 3600, 1), f"{base}/mentions/{r.id}",
+                                     r.display_name, earlier))
+    found.sort(key=lambda w: (-w.earlier_conversations, w.created_at))
+    return tuple(found[:LOYAL_LIMIT])

@@ -1,0 +1,111 @@
+"""The digest's numbers on known fixture data (SQLite and PostgreSQL), DST days, the empty day, rendering."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from responders.digest.archive import due_day
+from responders.digest.build import build_digest, count_topics, day_bounds, percentile
+from responders.digest.render import inline_images, render_digest
+from tests.responders.factories import make_mention
+from tests.responders.test_digest_fixtures import BASE, DAY, NOW, digest_config, seed_day
+
+
+def test_known_answers(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        ids = seed_day(session).ids
+    with sessions() as session:
+        d = build_digest(session, digest_config(), "Acme Mobile", DAY, now=NOW)
+    assert (d.start, d.end, d.hours) == ("2026-11-18T23:00:00+00:00", "2026-11-19T23:00:00+00:00", 24.0)
+    assert d.volume == 10
+    assert {t.label: t.count for t in d.trends} == {"negative": 7, "neutral": 1, "positive": 1, "unclassified": 1}
+    assert [(p.platform, p.total, p.negative) for p in d.platforms] == [("x", 9, 7), ("facebook", 1, 0)]
+    assert [(s.day, s.total) for s in d.series][-2:] == [("2026-11-18", 1), ("2026-11-19", 10)]
+    assert len(d.series) == 8
+    negative = next(t for t in d.trends if t.label == "negative")
+    assert negative.previous_avg == round(1 / 7, 2) and negative.change_pct is not None and negative.change_pct > 0
+    assert d.spike
+    # silence
+    assert (d.complaints, d.answered_publicly, d.broadcast_only, d.dismissed) == (7, 4, 3, 1)
+    assert [w.mention_id for w in d.waiting] == [ids["m5"], ids["m6"]] and d.waiting_total == 2
+    assert d.waiting[0].url == f"{BASE}/mentions/{ids['m5']}"
+    assert d.waiting[0].hours_waiting == 19.0
+    # first responses: 10, 30, 60, 360 minutes
+    assert d.responded == 4
+    assert d.median_response_s == 45 * 60 and d.p90_response_s == 360 * 60
+    assert d.answered_late == 1 and d.sla_breaches == 3
+    assert [(a.username, a.answered) for a in d.agents] == [("bob", 4), ("alice", 2)]
+    # loyal customer: carol had an earlier conversation
+    assert [(w.mention_id, w.customer, w.earlier_conversations) for w in d.loyal_waiting] == [
+        (ids["m5"], "Carol Customer", 1)]
+    # topics
+    assert [(t.term, t.count) for t in d.topics][:3] == [("internet down", 3), ("charged twice", 2), ("router", 2)]
+    assert d.topics[0].examples == ("My internet is down again since morning",
+                                    "Internet down in Berlin, no signal at all")
+    assert not d.empty
+
+
+def test_rendered_html_is_escaped_and_links_to_mentions(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        ids = seed_day(session).ids
+    with sessions() as session:
+        d = build_digest(session, digest_config(), "Acme Mobile", DAY, now=NOW)
+    r = render_digest(d)
+    assert "<script>" not in r.html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; nobody" in r.html
+    assert f'href="{BASE}/mentions/{ids["m6"]}"' in r.html
+    assert [f"cid:{cid}" in r.html for cid in r.images] == [True]
+    assert r.images and all(png.startswith(b"\x89PNG") for png in r.images.values())
+    assert f"{BASE}/mentions/{ids['m5']}" in r.text and "Silence" in r.text and "<script>" in r.text
+    assert "10 mentions, 7 complaints, 3 unanswered" in r.subject
+    inlined = inline_images(r.html, r.images)
+    assert "cid:" not in inlined and "data:image/png;base64," in inlined
+
+
+def test_empty_day_says_so(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        d = build_digest(session, digest_config(), "Acme Mobile", DAY, now=NOW)
+    assert d.empty and d.volume == 0 and d.median_response_s is None and not d.spike
+    r = render_digest(d)
+    assert "A quiet day" in r.html and "quiet day" in r.text and not r.images
+    assert "no mentions" in r.subject
+    assert len(r.html) < 6000
+
+
+def test_dst_days_are_23_and_25_hours(sessions: sessionmaker[Session]) -> None:
+    spring, autumn = date(2026, 3, 29), date(2026, 10, 25)
+    assert day_bounds(spring, "Europe/Berlin") == (datetime(2026, 3, 28, 23, tzinfo=UTC),
+                                                   datetime(2026, 3, 29, 22, tzinfo=UTC))
+    assert day_bounds(autumn, "Europe/Berlin") == (datetime(2026, 10, 24, 22, tzinfo=UTC),
+                                                   datetime(2026, 10, 25, 23, tzinfo=UTC))
+    with sessions.begin() as session:
+        # 23:30 local on the switch days and on the days before them
+        for created in (datetime(2026, 3, 28, 22, 30, tzinfo=UTC), datetime(2026, 3, 29, 21, 30, tzinfo=UTC),
+                        datetime(2026, 10, 24, 21, 30, tzinfo=UTC), datetime(2026, 10, 25, 22, 30, tzinfo=UTC),
+                        datetime(2026, 10, 25, 23, 30, tzinfo=UTC)):  # the last: 00:30 on the 26th
+            make_mention(session, "dst", created_at=created)
+    config = digest_config()
+    with sessions() as session:
+        for day, hours in ((spring, 23.0), (autumn, 25.0), (spring - timedelta(days=1), 24.0),
+                           (autumn - timedelta(days=1), 24.0), (autumn + timedelta(days=1), 24.0)):
+            d = build_digest(session, config, "Acme Mobile", day, now=NOW)
+            assert (d.volume, d.hours) == (1, hours), day
+    r = render_digest(build_digest(sessions(), config, "Acme Mobile", spring, now=NOW))
+    assert "23-hour day" in r.html
+
+
+def test_percentile_and_topics_units() -> None:
+    assert percentile([], 90) is None
+    assert percentile([float(i) for i in range(1, 11)], 90) == 9.0
+    assert percentile([5.0], 90) == 5.0
+    texts = ["Mein Internet ist wieder weg", "Internet weg seit gestern!", "Rechnung falsch", "rechnung doppelt"]
+    assert count_topics(texts) == [("internet weg", 2), ("rechnung", 2)]
+
+
+def test_due_day_follows_the_digest_time() -> None:
+    config = digest_config()  # 08:00 Europe/Berlin
+    assert due_day(config, "Acme Mobile", datetime(2026, 11, 20, 7, 30, tzinfo=UTC)) == date(2026, 11, 19)
+    assert due_day(config, "Acme Mobile", datetime(2026, 11, 20, 6, 59, tzinfo=UTC)) == date(2026, 11, 18)
+    # summer time: 08:00 Berlin is 06:00 UTC
+    assert due_day(config, "Acme Mobile", datetime(2026, 7, 1, 6, 0, tzinfo=UTC)) == date(2026, 6, 30)
