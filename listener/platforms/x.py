@@ -10,6 +10,7 @@ family of `listener.platforms.base`. Error messages name the config key to fix, 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,14 @@ def _clean_json(value: Any) -> Any:
     return value
 
 
+def _parse_cursor(cursor: str | None) -> tuple[str | None, str | None, str | None]:
+    """(since_id, until_id, newest once drained) from a plain since_id or a draining cursor."""
+    if not cursor or not cursor.startswith("{"):
+        return cursor, None, None
+    state = json.loads(cursor)
+    return state.get("since"), state.get("until"), state.get("newest")
+
+
 def _strip_leading_mentions(text: str) -> str:
     words = text.split(" ")
     while words and words[0].startswith("@"):
@@ -80,7 +89,9 @@ class XPlatform:
     MAX_TEXT = 280
     PAGE_SIZE = 100  # search/recent: 10-100
     MENTIONS_PAGE_SIZE = 100  # users/:id/mentions: 5-100
-    MAX_PAGES = 500  # per fetch; a larger backlog is cut (and logged)
+    # Pages per fetch. Below the 450 requests of a search window, so one poll never rate-limits itself;
+    # a larger backlog is drained over the next polls (see `fetch`), never skipped.
+    MAX_PAGES = 300
     RATE_LIMIT_FALLBACK = timedelta(minutes=15)
     HOSTS = ("https://api.twitter.com", "https://api.x.com")
     TWEET_FIELDS = ["created_at", "author_id", "conversation_id", "lang", "public_metrics",
@@ -124,7 +135,14 @@ class XPlatform:
         return out
 
     def fetch(self, source: Source, cursor: str | None) -> FetchResult:
-        """All posts newer than `cursor` (a since_id), oldest first; next cursor: first page's newest_id."""
+        """Posts newer than `cursor`, oldest first, and the cursor to store once they are saved.
+
+        The cursor is a since_id. X answers newest first, so a backlog larger than MAX_PAGES pages is
+        drained newest part first: the cursor then becomes `{"since": S, "until": U, "newest": N}`
+        (posts between S and U are still to read; N becomes the since_id once they are), and the
+        next polls read on downwards with `until_id` until nothing is left.
+        """
+        since, until, pending_newest = _parse_cursor(cursor)
         brand = self._brand(source.brand)
         fields: dict[str, Any] = {"tweet_fields": self.TWEET_FIELDS, "expansions": ["author_id"],
                                   "user_fields": self.USER_FIELDS}
@@ -140,14 +158,22 @@ class XPlatform:
             what = f"reading the mentions of @{source.target}"
         else:
             raise ValueError(f"X has no source kind {source.kind!r}")
+        if until:
+            fields["until_id"] = until
         try:
-            tweets, users, newest = self._call(what, lambda: self._collect(method, args, fields, cursor))
+            tweets, users, newest, more = self._call(what, lambda: self._collect(method, args, fields, since))
         except _StaleCursor:
             log.warning("X: cursor %s of %s is older than the search window; reading the whole window",
-                        cursor, source.name)
-            tweets, users, newest = self._call(what, lambda: self._collect(method, args, fields, None))
+                        since, source.name)
+            since = None
+            tweets, users, newest, more = self._call(what, lambda: self._collect(method, args, fields, None))
         mentions = [self._to_mention(brand, source, t, users) for t in reversed(tweets)]
-        return FetchResult(mentions, newest or cursor)
+        top = pending_newest or newest
+        if more and tweets:
+            log.info("X: %s has a backlog beyond %d pages; the next polls read on below %s", source.name,
+                     self.MAX_PAGES, tweets[-1]["id"])
+            return FetchResult(mentions, json.dumps({"since": since, "until": tweets[-1]["id"], "newest": top}))
+        return FetchResult(mentions, top or since)
 
     def post_reply(self, mention: MentionData, text: str) -> str:
         """Reply publicly to `mention` as the authenticated account; returns the new post's id."""
@@ -176,10 +202,10 @@ class XPlatform:
         what = f"looking for our reply to post {mention.external_id}"
         method = self._client.search_recent_tweets
         try:
-            tweets, _, _ = self._call(what, lambda: self._collect(method, (query,), fields,
+            tweets, _, _, _ = self._call(what, lambda: self._collect(method, (query,), fields,
                                                                   mention.external_id))
         except _StaleCursor:
-            tweets, _, _ = self._call(what, lambda: self._collect(method, (query,), fields, None))
+            tweets, _, _, _ = self._call(what, lambda: self._collect(method, (query,), fields, None))
         wanted = _strip_leading_mentions(clean_text(text)[0])
         for tweet in tweets:
             refs = tweet.get("referenced_tweets") or []
@@ -194,8 +220,8 @@ class XPlatform:
     # -- calls and errors -----------------------------------------------------------------------
 
     def _collect(self, method: Callable[..., Any], args: tuple[Any, ...], fields: dict[str, Any],
-                 since_id: str | None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], str | None]:
-        """Read every page; return posts newest first, authors by id and the first page's newest_id."""
+                 since_id: str | None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], str | None, bool]:
+        """Read up to MAX_PAGES pages: posts newest first, authors by id, the first page's newest_id, more left."""
         tweets: list[dict[str, Any]] = []
         users: dict[str, dict[str, Any]] = {}
         seen: set[str] = set()
@@ -229,9 +255,7 @@ class XPlatform:
                                             for e in exc.api_errors if isinstance(e, dict)):
                 raise _StaleCursor() from exc
             raise
-        if more:
-            log.warning("X: stopped after %d pages; older posts of this backlog are skipped", pages)
-        return tweets, users, newest
+        return tweets, users, newest, more
 
     def _call(self, what: str, fn: Callable[[], T], user_context: bool = False) -> T:
         """Run one SDK interaction and translate its failures into PlatformError subclasses."""

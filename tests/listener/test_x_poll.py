@@ -190,3 +190,21 @@ def test_replies_reach_the_emulator_exactly_once_across_a_crash(sessions: sessio
     reply = emulator.store.tweet(int(outcome.platform_reply_id or 0))
     assert reply is not None and reply.in_reply_to_tweet_id == int(post_id)
     assert reply.author.username == "acme_help"
+
+
+def test_a_backlog_beyond_one_polls_page_cap_is_drained_without_a_gap(
+    sessions: sessionmaker[Session], clock: FakeClock, emulator: XApiEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(XPlatform, "MAX_PAGES", 3)
+    ids = [emulator.add_tweet(CUSTOMER, f"acme outage report {n}") for n in range(75)]
+    adapter = adapter_for(emulator, clock, page_size=10)  # 30 posts per poll
+    search = adapter.sources()[0]
+    poller = Poller(sessions, Stub(), clock=clock)
+    first = poller.poll_once(adapter, search)
+    assert first.new == 30 and (cursor_of(sessions, search.name) or "").startswith("{")
+    late = emulator.add_tweet(CUSTOMER, "acme arrived while we were draining")
+    assert poller.poll_once(adapter, search).new == 30
+    assert poller.poll_once(adapter, search).new == 15  # the rest of the backlog; drained
+    assert cursor_of(sessions, search.name) == ids[-1]
+    assert poller.poll_once(adapter, search).new == 1  # then everything newer, from the old top
+    assert sorted(stored_ids(sessions), key=int) == [*ids, late]
