@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listener import metrics
 from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited, Source
 from models.config import RankingConfig
-from models.domain import MentionData, QueueState, clean_text
+from models.domain import MentionData, QueueState, clean_json, clean_text
 from models.history import histories, histories_at
 from models.orm import AuditEvent, Author, Base, Mention, PollCursor, QueueItem, utcnow
 from models.ranking import CustomerHistory, RankInput, rank
@@ -130,7 +130,7 @@ class Poller:
                 result.warnings.append(note)
                 mention = replace(mention, text=text)
             if mention.raw:
-                mention = replace(mention, raw=_clean_raw(mention.raw))
+                mention = replace(mention, raw=clean_json(mention.raw))
             seen[key] = mention
         return list(seen.values())
 
@@ -305,17 +305,6 @@ class Poller:
             row.last_error, row.last_error_at = message[:2000], now
             row.consecutive_failures = (row.consecutive_failures or 0) + 1
             row.state = {**(row.state or {}), **state}
-
-
-def _clean_raw(value: Any) -> Any:
-    """The raw payload with every string made storable (PostgreSQL JSON rejects NUL, lone surrogates)."""
-    if isinstance(value, str):
-        return clean_text(value)[0]
-    if isinstance(value, dict):
-        return {_clean_raw(k): _clean_raw(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean_raw(v) for v in value]
-    return value
 
 
 def _mention_row(m: MentionData, author_id: int, sentiment: SentimentLike | None, now: datetime) -> dict[str, Any]:

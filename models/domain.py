@@ -131,3 +131,14 @@ def clean_text(text: str) -> tuple[str, list[str]]:
         reasons.append(f"{count} lone surrogate(s) replaced by U+FFFD")
         text = "".join(_REPLACEMENT if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
     return unicodedata.normalize("NFC", text) if reasons else text, reasons
+
+
+def clean_json(value: Any) -> Any:
+    """A JSON-like value with every string (keys included) made storable by `clean_text`."""
+    if isinstance(value, str):
+        return clean_text(value)[0]
+    if isinstance(value, dict):
+        return {clean_json(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    return value

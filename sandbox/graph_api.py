@@ -95,8 +95,6 @@ class GraphApiEmulator(EmulatorServer):
         self._window_start: float | None = None
         self._calls: dict[str, int] = {}  # "app" and page ids -> calls in the current window
         self._throttle: tuple[int, float, str | None] | None = None  # (code, until, page id or None)
-        self._live_stop = threading.Event()
-        self._live_thread: threading.Thread | None = None
         self.add_page(page_id, page_name)
         self.store.seed_page_posts(page_posts)
         self.route("GET", r"/v\d+\.\d+/(?P<rest>.*)", self._get)
@@ -153,29 +151,9 @@ class GraphApiEmulator(EmulatorServer):
         """Add `n` generated posts, comments and replies (deterministic for the seed); returns all new ids."""
         return [r.id for r in self.store.grow(n, spread)]
 
-    def start_live(self, rate: float = 1.0) -> None:
-        """Keep adding generated activity (`rate` items per second) until stop_live() or stop()."""
-        if self._live_thread is not None:
-            return
-        self._live_stop.clear()
-        interval = 1.0 / rate
-
-        def run() -> None:
-            while not self._live_stop.wait(interval):
-                self.store.grow(1, spread=False)
-
-        self._live_thread = threading.Thread(target=run, name="graph-emulator-live", daemon=True)
-        self._live_thread.start()
-
-    def stop_live(self) -> None:
-        self._live_stop.set()
-        if self._live_thread is not None:
-            self._live_thread.join(timeout=5)
-            self._live_thread = None
-
-    def stop(self) -> None:
-        self.stop_live()
-        super().stop()
+    def live_tick(self) -> None:
+        """The live feed's step: one generated item, now."""
+        self.store.grow(1, spread=False)
 
     def requests_to(self, suffix: str, method: str = "GET") -> int:
         """How many requests so far had a path ending in `suffix` (e.g. "/comments")."""

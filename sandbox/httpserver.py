@@ -199,6 +199,8 @@ class EmulatorServer:
         self._connections: set[socket.socket] = set()
         self._conn_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._live_stop = threading.Event()
+        self._live_thread: threading.Thread | None = None
         self.faults = FaultQueue()
         self.hooks: list[Hook] = []
         self.log: deque[tuple[str, str, dict[str, list[str]]]] = deque(maxlen=10_000)
@@ -218,8 +220,33 @@ class EmulatorServer:
         self._thread.start()
         return self
 
+    def live_tick(self) -> None:
+        """One step of the live feed (an emulator adds one generated post or comment here)."""
+        raise NotImplementedError
+
+    def start_live(self, rate: float = 1.0) -> None:
+        """Call live_tick() `rate` times per second in a background thread until stop_live() or stop()."""
+        if self._live_thread is not None:
+            return
+        self._live_stop.clear()
+        interval = 1.0 / rate
+
+        def run() -> None:
+            while not self._live_stop.wait(interval):
+                self.live_tick()
+
+        self._live_thread = threading.Thread(target=run, name=f"{type(self).__name__}-live", daemon=True)
+        self._live_thread.start()
+
+    def stop_live(self) -> None:
+        self._live_stop.set()
+        if self._live_thread is not None:
+            self._live_thread.join(timeout=5)
+            self._live_thread = None
+
     def stop(self) -> None:
-        """Stop serving, close open connections and wake up slow faults."""
+        """Stop the live feed and serving, close open connections and wake up slow faults."""
+        self.stop_live()
         self._stopping.set()
         server, self._server = self._server, None
         if server is None:

@@ -91,8 +91,6 @@ class XApiEmulator(EmulatorServer):
         self.posts_read = 0  # posts returned in `data` (X bills reads per post)
         self._windows: dict[tuple[str, str], list[float]] = {}  # (endpoint, principal) -> [reset, used]
         self._rl_lock = threading.Lock()
-        self._live_stop = threading.Event()
-        self._live_thread: threading.Thread | None = None
         self._setup_routes()
 
     # -- test and demo helpers ------------------------------------------------------------------
@@ -116,29 +114,9 @@ class XApiEmulator(EmulatorServer):
         """Add `n` generated posts (deterministic for the seed); returns their ids."""
         return [str(r.id) for r in self.store.grow(n, spread)]
 
-    def start_live(self, posts_per_second: float = 2.0) -> None:
-        """Keep adding generated posts in a background thread until stop_live() or stop()."""
-        if self._live_thread is not None:
-            return
-        self._live_stop.clear()
-        interval = 1.0 / posts_per_second
-
-        def run() -> None:
-            while not self._live_stop.wait(interval):
-                self.store.grow(1, spread=False)
-
-        self._live_thread = threading.Thread(target=run, name="x-emulator-live", daemon=True)
-        self._live_thread.start()
-
-    def stop_live(self) -> None:
-        self._live_stop.set()
-        if self._live_thread is not None:
-            self._live_thread.join(timeout=5)
-            self._live_thread = None
-
-    def stop(self) -> None:
-        self.stop_live()
-        super().stop()
+    def live_tick(self) -> None:
+        """The live feed's step: one generated item, now."""
+        self.store.grow(1, spread=False)
 
     def reset_rate_limits(self) -> None:
         with self._rl_lock:

@@ -47,7 +47,7 @@ import requests
 from listener.platforms.base import AuthFailed, FetchResult, PlatformError, RateLimited, Source, TargetGone, Transient
 from listener.platforms.http import DEFAULT_TIMEOUT, mount_rewriter
 from models.config import Config
-from models.domain import AuthorData, MentionData, Platform, clean_text
+from models.domain import AuthorData, MentionData, Platform, clean_json, clean_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,17 +65,6 @@ class FacebookPage:
     brand: str
     page_id: str
     token: str = field(default="", repr=False)
-
-
-def _clean_json(value: Any) -> Any:
-    """`value` with every string made storable (raw payloads go into JSON columns too)."""
-    if isinstance(value, str):
-        return clean_text(value)[0]
-    if isinstance(value, dict):
-        return {str(k): _clean_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean_json(v) for v in value]
-    return value
 
 
 def _norm(text: Any) -> str:
@@ -327,7 +316,7 @@ class FacebookPlatform:
             created_at=_moment(post.get("created_time"), f"post {post['id']}"), author=author, brand=page.brand,
             source=source.name, conversation_id=post["id"], permalink=_str(post.get("permalink_url")),
             is_own=author.external_id == page.page_id,
-            raw=_clean_json({"post": raw, "edge": edge, "page_id": page.page_id}))
+            raw=clean_json({"post": raw, "edge": edge, "page_id": page.page_id}))
 
     def _comment_mention(self, page: FacebookPage, source: Source, comment: dict[str, Any],
                          post_id: str) -> MentionData:
@@ -340,7 +329,7 @@ class FacebookPlatform:
             brand=page.brand, source=source.name, conversation_id=post_id,
             in_reply_to_id=parent_id if isinstance(parent_id, str) and parent_id else post_id,
             permalink=_str(comment.get("permalink_url")), is_own=author.external_id == page.page_id,
-            raw=_clean_json({"comment": comment, "post_id": post_id, "page_id": page.page_id}))
+            raw=clean_json({"comment": comment, "post_id": post_id, "page_id": page.page_id}))
 
     @staticmethod
     def _text(item: dict[str, Any], kind: str) -> str:

@@ -30,7 +30,7 @@ from listener.platforms.base import (
     Transient,
 )
 from listener.platforms.http import DEFAULT_TIMEOUT, mount_rewriter
-from models.domain import AuthorData, MentionData, Platform, clean_text
+from models.domain import AuthorData, MentionData, Platform, clean_json, clean_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,17 +54,6 @@ def _unescape(text: str) -> str:
     if "&" not in text:
         return text
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def _clean_json(value: Any) -> Any:
-    """`value` with every string made storable (raw payloads go into JSON columns too)."""
-    if isinstance(value, str):
-        return clean_text(value)[0]
-    if isinstance(value, dict):
-        return {str(k): _clean_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean_json(v) for v in value]
-    return value
 
 
 def _parse_cursor(cursor: str | None) -> tuple[str | None, str | None, str | None]:
@@ -364,7 +353,7 @@ class XPlatform:
             conversation_id=str(conversation) if conversation else None, in_reply_to_id=in_reply_to,
             permalink=f"https://x.com/{username or 'i/web'}/status/{post_id}",
             is_own=username is not None and username.casefold() in own,
-            raw=_clean_json({"tweet": tweet, "author": user}))
+            raw=clean_json({"tweet": tweet, "author": user}))
 
     def _created_at(self, tweet: dict[str, Any]) -> datetime:
         raw = tweet.get("created_at")

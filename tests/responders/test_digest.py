@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from responders.digest.archive import due_day
 from responders.digest.build import build_digest, count_topics, day_bounds, percentile
 from responders.digest.render import inline_images, render_digest
-from tests.responders.factories import make_mention
 from tests.responders.digest_fixtures import BASE, DAY, NOW, digest_config, seed_day
+from tests.responders.factories import make_mention
 
 
 def test_known_answers(sessions: sessionmaker[Session]) -> None:

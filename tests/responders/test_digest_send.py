@@ -25,8 +25,8 @@ from openear.commands import digest_cmd
 from openear.context import CliContext
 from responders.digest.archive import send_due, send_due_digests
 from responders.web import create_app
-from tests.responders.factories import login, make_user
 from tests.responders.digest_fixtures import BASE, DAY, NOW, digest_config, seed_day
+from tests.responders.factories import login, make_user
 from tests.support import FakeClock
 
 

@@ -375,7 +375,7 @@ def test_grow_is_deterministic_and_builds_conversations(clock: Any) -> None:
 
 def test_live_mode_adds_posts(emu: XApiEmulator) -> None:
     before = len(emu.store)
-    emu.start_live(posts_per_second=200)
+    emu.start_live(rate=200)
     deadline = time.monotonic() + 3
     while len(emu.store) < before + 5 and time.monotonic() < deadline:
         time.sleep(0.02)
