@@ -126,7 +126,9 @@ def clean_text(text: str) -> tuple[str, list[str]]:
     if "\x00" in text:
         reasons.append(f"{text.count(chr(0))} NUL character(s) replaced by U+FFFD")
         text = text.replace("\x00", _REPLACEMENT)
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+    try:
+        text.encode("utf-8")  # fast, in C: fails only on lone surrogates
+    except UnicodeEncodeError:
         count = sum(1 for ch in text if 0xD800 <= ord(ch) <= 0xDFFF)
         reasons.append(f"{count} lone surrogate(s) replaced by U+FFFD")
         text = "".join(_REPLACEMENT if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
