@@ -21,14 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from listener import metrics
 from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited, Source
 from models.config import RankingConfig
-from models.domain import MentionData, QueueState, clean_json, clean_text
+from models.domain import OPEN_QUEUE_STATES, MentionData, QueueState, clean_json, clean_text
 from models.history import histories, histories_at
 from models.orm import AuditEvent, Author, Base, Mention, PollCursor, QueueItem, utcnow
 from models.ranking import CustomerHistory, RankInput, rank
 
 log = logging.getLogger(__name__)
 CHUNK = 500
-OPEN_STATES = (QueueState.NEW.value, QueueState.CLAIMED.value)
+OPEN_STATES = OPEN_QUEUE_STATES
 
 
 class SentimentLike(Protocol):

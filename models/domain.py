@@ -33,6 +33,10 @@ class QueueState(str, enum.Enum):
     DISMISSED = "dismissed"
 
 
+OPEN_QUEUE_STATES: tuple[str, ...] = (QueueState.NEW.value, QueueState.CLAIMED.value)
+"""The queue states a mention is still waiting in (the queue, metrics, history, rerank)."""
+
+
 class ReplyState(str, enum.Enum):
     DRAFT = "draft"
     SENDING = "sending"

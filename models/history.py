@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.domain import QueueState, SentimentLabel
+from models.domain import OPEN_QUEUE_STATES, QueueState, SentimentLabel
 from models.orm import Author, Mention, QueueItem
 from models.ranking import CustomerHistory
 
@@ -69,7 +69,7 @@ def histories_at(
             continue
         conversations = {(m.platform, m.conversation_id or m.external_id) for m in mentions}
         complaints = [m for m in mentions if m.sentiment_label == SentimentLabel.NEGATIVE.value]
-        open_states = {QueueState.NEW.value, QueueState.CLAIMED.value}
+        open_states = OPEN_QUEUE_STATES
         result[(author_id, moment)] = CustomerHistory(
             earlier_conversations=len(conversations),
             first_seen=mentions[0].created_at,

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.domain import QueueState, ReplyState
+from models.domain import OPEN_QUEUE_STATES, QueueState, ReplyState
 from models.orm import Author, Customer, Mention, MentionTag, Note, QueueItem, Reply, SentimentCorrection, User
 from responders import audit
 
@@ -274,7 +274,7 @@ class TeamReport:
 def team_report(session: Session, *, now: datetime, days: int, sla_hours: float) -> TeamReport:
     """How the team did over the last `days`: volumes, first-response times, per agent."""
     since = now - timedelta(days=days)
-    open_states = (QueueState.NEW.value, QueueState.CLAIMED.value)
+    open_states = OPEN_QUEUE_STATES
     open_items = session.scalar(select(func.count()).select_from(QueueItem).where(QueueItem.state.in_(open_states)))
     overdue = session.scalar(
         select(func.count()).select_from(QueueItem).join(Mention, Mention.id == QueueItem.mention_id)

@@ -19,11 +19,11 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener.scheduler import SourceRunner, job_schedule
-from models.domain import QueueState, SentimentLabel
+from models.domain import OPEN_QUEUE_STATES, SentimentLabel
 from models.orm import Mention, PollCursor, QueueItem, utcnow
 from models.secrets import redact
 
-OPEN_STATES = (QueueState.NEW.value, QueueState.CLAIMED.value)
+OPEN_STATES = OPEN_QUEUE_STATES
 
 
 def source_status(sessions: sessionmaker[Session], engine: Engine, now: datetime) -> list[dict[str, Any]]:

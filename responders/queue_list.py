@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Integer, Select, and_, any_, column, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
-from models.domain import QueueState, ReplyState
+from models.domain import OPEN_QUEUE_STATES, QueueState, ReplyState
 from models.orm import Author, Mention, QueueItem, Reply, User
 
-OPEN_STATES = (QueueState.NEW.value, QueueState.CLAIMED.value)
+OPEN_STATES = OPEN_QUEUE_STATES
 STATE_CHOICES = ("open", "new", "claimed", "answered", "dismissed", "all")
 PER_PAGE = 50
 COUNT_CAP = 10_000  # open items are counted up to this

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from listener.platforms.base import FetchResult, Source
+from models.domain import AuthorData, MentionData, Platform
 
 
 class FakeClock:
@@ -21,3 +25,62 @@ class FakeClock:
     def timestamp(self) -> float:
         """Epoch seconds, for emulators that take a `time.time`-like clock."""
         return self.now_value.timestamp()
+
+
+# --------------------------------------------------------------------------- a scripted source
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+SOURCE = Source("x:acme:search:0", Platform.X, "Acme", "search", "acme")
+
+
+def post(n: int, text: str = "my order never arrived, please help", author: str = "u1", **kw: object) -> MentionData:
+    return MentionData(
+        platform=Platform.X, external_id=str(1000 + n), text=text, created_at=T0 + timedelta(minutes=n),
+        author=AuthorData(Platform.X, author, handle=f"h{author}", followers=100), brand="Acme",
+        source=SOURCE.name, conversation_id=str(1000 + n), **kw,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class ScriptedAdapter:
+    """Returns the scripted batches one per fetch; records the cursors it was asked with."""
+
+    batches: list[list[MentionData] | Exception] = field(default_factory=list)
+    seen_cursors: list[str | None] = field(default_factory=list)
+    platform: Platform = Platform.X
+
+    def sources(self) -> list[Source]:
+        return [SOURCE]
+
+    def fetch(self, source: Source, cursor: str | None) -> FetchResult:
+        self.seen_cursors.append(cursor)
+        batch = self.batches.pop(0)
+        if isinstance(batch, Exception):
+            raise batch
+        newest = max((m.external_id for m in batch), key=int, default=None)
+        return FetchResult(batch, newest or cursor)
+
+    def post_reply(self, mention: MentionData, text: str) -> str:
+        raise NotImplementedError
+
+    def find_reply(self, mention: MentionData, text: str) -> str | None:
+        return None
+
+
+@dataclass
+class Result:
+    label: str
+    negative: float
+    neutral: float
+    positive: float
+    complaint: float
+
+
+class CountingClassifier:
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def classify(self, texts: list[str]) -> list[Result]:
+        self.calls.append(texts)
+        return [Result("negative", 0.8, 0.1, 0.1, 0.9) if "never" in t else Result("positive", 0.05, 0.15, 0.8, 0.1)
+                for t in texts]

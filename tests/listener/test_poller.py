@@ -5,73 +5,17 @@ End-to-end polls against the X emulator over real HTTP live in test_x_poll.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from listener.platforms.base import FetchResult, RateLimited, Source, Transient
+from listener.platforms.base import RateLimited, Transient
 from listener.poller import Poller
-from models.domain import AuthorData, MentionData, Platform, QueueState
+from models.domain import MentionData, QueueState
 from models.orm import Author, Mention, PollCursor, QueueItem
-
-T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-SOURCE = Source("x:acme:search:0", Platform.X, "Acme", "search", "acme")
-
-
-def post(n: int, text: str = "my order never arrived, please help", author: str = "u1", **kw: object) -> MentionData:
-    return MentionData(
-        platform=Platform.X, external_id=str(1000 + n), text=text, created_at=T0 + timedelta(minutes=n),
-        author=AuthorData(Platform.X, author, handle=f"h{author}", followers=100), brand="Acme",
-        source=SOURCE.name, conversation_id=str(1000 + n), **kw,  # type: ignore[arg-type]
-    )
-
-
-@dataclass
-class ScriptedAdapter:
-    """Returns the scripted batches one per fetch; records the cursors it was asked with."""
-
-    batches: list[list[MentionData] | Exception] = field(default_factory=list)
-    seen_cursors: list[str | None] = field(default_factory=list)
-    platform: Platform = Platform.X
-
-    def sources(self) -> list[Source]:
-        return [SOURCE]
-
-    def fetch(self, source: Source, cursor: str | None) -> FetchResult:
-        self.seen_cursors.append(cursor)
-        batch = self.batches.pop(0)
-        if isinstance(batch, Exception):
-            raise batch
-        newest = max((m.external_id for m in batch), key=int, default=None)
-        return FetchResult(batch, newest or cursor)
-
-    def post_reply(self, mention: MentionData, text: str) -> str:
-        raise NotImplementedError
-
-    def find_reply(self, mention: MentionData, text: str) -> str | None:
-        return None
-
-
-@dataclass
-class Result:
-    label: str
-    negative: float
-    neutral: float
-    positive: float
-    complaint: float
-
-
-class CountingClassifier:
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def classify(self, texts: list[str]) -> list[Result]:
-        self.calls.append(texts)
-        return [Result("negative", 0.8, 0.1, 0.1, 0.9) if "never" in t else Result("positive", 0.05, 0.15, 0.8, 0.1)
-                for t in texts]
+from tests.support import SOURCE, T0, CountingClassifier, Result, ScriptedAdapter, post
 
 
 def count(sessions: sessionmaker[Session], model: type) -> int:

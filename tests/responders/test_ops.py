@@ -14,8 +14,7 @@ from listener.platforms.base import Transient
 from listener.poller import Poller
 from models.db import make_engine, session_factory
 from responders.ops import ops_router
-from tests.listener.test_poller import SOURCE, CountingClassifier, ScriptedAdapter, post
-from tests.support import FakeClock
+from tests.support import SOURCE, CountingClassifier, FakeClock, ScriptedAdapter, post
 
 
 def client(sessions: sessionmaker[Session], engine: Engine, clock: FakeClock) -> TestClient:
