@@ -2,6 +2,7 @@
 
 Configurations (each in its own subprocess, so that peak RSS is per configuration):
   default-fp32        the embedded e5 encoder in float32 + the shipped head
+  default-bf16        the same in bfloat16 (what `default` runs on CPUs with native bf16)
   default-int8        the same with dynamic int8 Linear layers
   default-int8-noqkv  int8 except the attention query/key/value projections
   naive         transformers.pipeline("feature-extraction") on the same encoder, one text at a time,
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
     sys.path[0] = str(ROOT)
 RESULTS = ROOT / "bench" / "results" / "classify.json"
-CONFIGS = ("default-fp32", "default-int8", "default-int8-noqkv", "naive")
+CONFIGS = ("default-fp32", "default-bf16", "default-int8", "default-int8-noqkv", "naive")
 BATCH_SIZES = (1, 32, 128)
 
 _EN = {
@@ -174,6 +175,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from models.encoder import native_bf16, resolve_mode
+
     keys = [f"{lang}/bs{bs}" for lang in ("en", "de") for bs in BATCH_SIZES]
     table = Table(title=f"sentiment classifier, texts/s ({args.threads} torch threads)")
     for col in ["config", "load s", "peak RSS MB", *keys]:
@@ -182,8 +185,10 @@ def main() -> None:
         table.add_row(r["config"], str(r["load_s"]), str(r["peak_rss_mb"]),
                       *[str(r["throughput"].get(k, "-")) for k in keys])
     Console(width=160).print(table)
+    print(f"`default` runs the {resolve_mode('auto')} encoder on this CPU (native bf16: {native_bf16()})")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"threads": args.threads, "n": args.n, "cpus": os.cpu_count(), "python": platform.python_version()}
+    meta = {"threads": args.threads, "n": args.n, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "native_bf16": native_bf16(), "default_mode": resolve_mode("auto")}
     RESULTS.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n", encoding="utf-8")
     print(f"written {RESULTS.relative_to(ROOT)}")
 

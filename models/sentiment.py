@@ -124,11 +124,6 @@ def label_matrix(id2label: Mapping[int, str]) -> np.ndarray:
     return m
 
 
-def _order_by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 # ----------------------------------------------------------------------------- transformers models
 class TransformersClassifier:
     """Any Hugging Face text-classification model, loaded once on the first classify() call."""
@@ -164,6 +159,8 @@ class TransformersClassifier:
         """(len(texts), 3) negative/neutral/positive probabilities."""
         import torch
 
+        from models.encoder import SEQ_BUCKET, shape_batches
+
         self._load()
         assert self._matrix is not None
         out = np.zeros((len(texts), 3), np.float32)
@@ -172,9 +169,10 @@ class TransformersClassifier:
         with self._lock:  # fast tokenizers raise "Already borrowed" when shared across threads
             ids = self._tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         with torch.inference_mode():
-            for chunk in _order_by_length([len(x) for x in ids], self.batch_size):
+            for chunk in shape_batches([len(x) for x in ids], self.batch_size):
                 with self._lock:
-                    batch = self._tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")
+                    batch = self._tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt",
+                                                pad_to_multiple_of=SEQ_BUCKET)
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 logits = self._model(**batch).logits.float()
                 probs = torch.softmax(logits, dim=-1).cpu().numpy()
@@ -261,14 +259,15 @@ class LexiconClassifier:
         return [make_result(t, self.probabilities(t)) for t in texts]
 
 
-ENCODER_MODES = ("fp32", "int8", "int8-noqkv")
+ENCODER_MODES = ("auto", "fp32", "bf16", "int8", "int8-noqkv")
 
 
 def build_classifier(model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 32) -> Classifier:
     """The classifier for `model`.
 
-    "default": the embedded e5 encoder + shipped head (float32); "default-int8" / "default-int8-noqkv"
-    / "default-fp32": the same with that encoder mode; "lexicon": the keyword classifier; anything
+    "default": the embedded e5 encoder + shipped head (encoder in bf16 on CPUs with native bf16, else
+    float32); "default-fp32" / "default-bf16" / "default-int8" / "default-int8-noqkv": the same with
+    that encoder mode; "lexicon": the keyword classifier; anything
     else: a Hugging Face hub id or local path.
     """
     if model == DEFAULT_MODEL:

@@ -159,8 +159,9 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", help="Head file (default: the shipped asset)."),
         seed: int = typer.Option(0, "--seed"),
         batch_size: int = typer.Option(64, "--batch-size", min=1),
-        mode: str | None = typer.Option(None, "--mode",
-                                        help="Encoder mode the head is trained for: fp32, int8, int8-noqkv."),
+        mode: str | None = typer.Option(
+            None, "--mode", help="Encoder mode whose embeddings the head is trained on: fp32, bf16, int8 (default), "
+                                 "int8-noqkv."),
     ) -> None:
         """Train the default model's head on frozen embeddings and report validation scores."""
         from models.training import HEAD_PATH, train_from_dir
@@ -168,8 +169,9 @@ def register(app: typer.Typer) -> None:
         console = Console()
         from models.encoder import MODES
 
-        if mode is not None and mode not in MODES:
-            raise typer.BadParameter(f"expected one of {', '.join(MODES)}", param_hint="--mode")
+        if mode is not None and (mode not in MODES or mode == "auto"):
+            raise typer.BadParameter(f"expected one of {', '.join(m for m in MODES if m != 'auto')}",
+                                     param_hint="--mode")
         head = train_from_dir(data, extra=list(extra), seed=seed, batch_size=batch_size,
                               config={"encoder_mode": mode} if mode else None,
                               log=lambda m: _err.print(m, highlight=False))

