@@ -28,6 +28,7 @@ from models.ranking import CustomerHistory, RankInput, rank
 
 log = logging.getLogger(__name__)
 CHUNK = 500
+RERANK_PAGE = 1_000
 OPEN_STATES = OPEN_QUEUE_STATES
 
 
@@ -214,30 +215,50 @@ class Poller:
         return ranking.priority, ranking.reasons if negative is not None else ["not classified yet", *ranking.reasons]
 
     def rerank_open(self, limit: int = 20_000) -> int:
-        """Recompute the priority of open queue items: waiting time grows, customers' histories change."""
+        """Recompute the priority of open queue items: waiting time grows, customers' histories change.
+
+        Up to `limit` open items, oldest first, in pages of RERANK_PAGE (keyset on the item id, one
+        transaction each), so memory and lock time stay bounded however long the queue is.
+        """
         now = self.clock()
-        with self.sessions.begin() as session:
-            rows = session.execute(
-                select(QueueItem.id.label("item_id"), Mention.id, Mention.text, Mention.score_negative,
-                       Mention.complaint_score, Mention.created_at, Mention.author_id, Author.followers)
-                .join(Mention, QueueItem.mention_id == Mention.id).join(Author, Mention.author_id == Author.id)
-                .where(QueueItem.state.in_(OPEN_STATES)).order_by(QueueItem.id).limit(limit)
-            ).all()
-            known = histories_at(session, {(r.author_id, r.created_at) for r in rows})
-            mentions, items = [], []
-            for r in rows:
-                priority, reasons = self._rank(r.text, r.score_negative, r.complaint_score, r.created_at,
-                                               r.followers, known[(r.author_id, r.created_at)], now)
-                mentions.append({"m_id": r.id, "priority": priority, "priority_reasons": reasons})
-                items.append({"q_id": r.item_id, "priority": priority})
-            if rows:
-                mention_table, item_table = Base.metadata.tables["mentions"], Base.metadata.tables["queue_items"]
-                session.execute(mention_table.update().where(mention_table.c.id == bindparam("m_id"))
-                                .values(priority=bindparam("priority"),
-                                        priority_reasons=bindparam("priority_reasons")), mentions)
-                session.execute(item_table.update().where(item_table.c.id == bindparam("q_id"))
-                                .values(priority=bindparam("priority")), items)
-        return len(rows)
+        done, after = 0, None
+        while done < limit:
+            size = min(RERANK_PAGE, limit - done)
+            with self.sessions.begin() as session:
+                page = self._rerank_page(session, after, size, now)
+            done += len(page)
+            if len(page) < size:
+                break
+            after = page[-1]
+        return done
+
+    def _rerank_page(self, session: Session, after: int | None, size: int, now: datetime) -> list[int]:
+        """Rerank the next `size` open items with an id above `after`; returns their ids."""
+        query = (
+            select(QueueItem.id.label("item_id"), Mention.id, Mention.text, Mention.score_negative,
+                   Mention.complaint_score, Mention.created_at, Mention.author_id, Author.followers)
+            .join(Mention, QueueItem.mention_id == Mention.id).join(Author, Mention.author_id == Author.id)
+            .where(QueueItem.state.in_(OPEN_STATES)).order_by(QueueItem.id).limit(size)
+        )
+        if after is not None:
+            query = query.where(QueueItem.id > after)
+        rows = session.execute(query).all()
+        if not rows:
+            return []
+        known = histories_at(session, {(r.author_id, r.created_at) for r in rows})
+        mentions, items = [], []
+        for r in rows:
+            priority, reasons = self._rank(r.text, r.score_negative, r.complaint_score, r.created_at,
+                                           r.followers, known[(r.author_id, r.created_at)], now)
+            mentions.append({"m_id": r.id, "priority": priority, "priority_reasons": reasons})
+            items.append({"q_id": r.item_id, "priority": priority})
+        mention_table, item_table = Base.metadata.tables["mentions"], Base.metadata.tables["queue_items"]
+        session.execute(mention_table.update().where(mention_table.c.id == bindparam("m_id"))
+                        .values(priority=bindparam("priority"), priority_reasons=bindparam("priority_reasons")),
+                        mentions)
+        session.execute(item_table.update().where(item_table.c.id == bindparam("q_id"))
+                        .values(priority=bindparam("priority")), items)
+        return [r.item_id for r in rows]
 
     def _upsert_authors(
         self, session: Session, mentions: list[MentionData], now: datetime

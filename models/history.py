@@ -2,22 +2,31 @@
 
 An author linked to a customer is judged by the customer's mentions on every platform; an unlinked
 author by their own.
+
+The aggregation runs in the database: the wanted (author, moment) pairs go in as a VALUES list (in
+chunks of CHUNK pairs) and one small row per pair comes back, never the mention rows themselves.
+The index ix_mentions_author_created (author_id, created_at) serves the "mentions of these authors
+before this moment" lookups.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Select, and_, case, column, func, select, union, values
 from sqlalchemy.orm import Session
 
 from models.domain import OPEN_QUEUE_STATES, QueueState, SentimentLabel
-from models.orm import Author, Mention, QueueItem
+from models.orm import Author, Mention, QueueItem, UTCDateTime
 from models.ranking import CustomerHistory
 
 REPEAT_WINDOW = timedelta(days=30)
+CHUNK = 500
+"""Wanted pairs per query: 3 bind parameters each, far below every backend's limit."""
+
+Pair = tuple[int, datetime]
 
 
 def histories(session: Session, author_ids: Iterable[int], before: datetime) -> dict[int, CustomerHistory]:
@@ -26,55 +35,89 @@ def histories(session: Session, author_ids: Iterable[int], before: datetime) -> 
     return {author_id: history for (author_id, _), history in found.items()}
 
 
-def histories_at(
-    session: Session, wanted: Iterable[tuple[int, datetime]]
-) -> dict[tuple[int, datetime], CustomerHistory]:
-    """History per (author id, moment): what was known about the author's customer at that moment."""
-    wanted = set(wanted)
-    ids = {author_id for author_id, _ in wanted}
-    if not ids:
-        return {}
-    before = max(moment for _, moment in wanted)
-    authors = session.execute(select(Author.id, Author.customer_id).where(Author.id.in_(ids))).all()
-    customer_of = {a.id: a.customer_id for a in authors}
-    customers = {c for c in customer_of.values() if c is not None}
-    # every author whose mentions count for these authors (the customer's other identities too)
-    related: dict[int, set[int]] = {a: {a} for a in ids}
-    if customers:
-        rows = session.execute(select(Author.id, Author.customer_id).where(Author.customer_id.in_(customers))).all()
-        by_customer: dict[int, set[int]] = defaultdict(set)
-        for row in rows:
-            by_customer[row.customer_id].add(row.id)
-        for author_id, customer_id in customer_of.items():
-            if customer_id is not None:
-                related[author_id] |= by_customer[customer_id]
-    all_ids = set().union(*related.values())
-    mention_rows = session.execute(
-        select(Mention.author_id, Mention.platform, Mention.conversation_id, Mention.external_id,
-               Mention.created_at, Mention.sentiment_label, QueueItem.state)
-        .outerjoin(QueueItem, QueueItem.mention_id == Mention.id)
-        .where(Mention.author_id.in_(all_ids), Mention.created_at < before, Mention.is_own.is_(False))
-        .order_by(Mention.created_at)
-    ).all()
-    by_author: dict[int, list] = defaultdict(list)
-    for mention_row in mention_rows:
-        by_author[mention_row.author_id].append(mention_row)
+def histories_at(session: Session, wanted: Iterable[Pair]) -> dict[Pair, CustomerHistory]:
+    """History per (author id, moment): what was known about the author's customer at that moment.
 
-    result: dict[tuple[int, datetime], CustomerHistory] = {}
-    for author_id, moment in wanted:
-        mentions = sorted((r for a in related[author_id] for r in by_author[a] if r.created_at < moment),
-                          key=lambda r: r.created_at)
-        if not mentions:
-            result[(author_id, moment)] = CustomerHistory()
-            continue
-        conversations = {(m.platform, m.conversation_id or m.external_id) for m in mentions}
-        complaints = [m for m in mentions if m.sentiment_label == SentimentLabel.NEGATIVE.value]
-        open_states = OPEN_QUEUE_STATES
-        result[(author_id, moment)] = CustomerHistory(
-            earlier_conversations=len(conversations),
-            first_seen=mentions[0].created_at,
-            open_complaints=sum(1 for m in complaints if m.state in open_states),
-            last_complaint_unanswered=bool(complaints) and complaints[-1].state != QueueState.ANSWERED.value,
-            repeat_complaint=any(moment - m.created_at <= REPEAT_WINDOW for m in complaints),
-        )
+    Counted: the mentions of the author and of every author linked to the same customer that are
+    not the brand's own and were created before the moment. Conversations are distinct (platform,
+    conversation id or else the mention's own id); the last complaint is the latest negative mention
+    (ties: the higher mention id); a negative without queue item counts as unanswered.
+    """
+    pairs = list(set(wanted))
+    result: dict[Pair, CustomerHistory] = {}
+    for start in range(0, len(pairs), CHUNK):
+        chunk = pairs[start : start + CHUNK]
+        for row in session.execute(_aggregate(chunk)):
+            author_id, moment = chunk[row.k]
+            last_negative_at = row.last_negative_at
+            complained = last_negative_at is not None
+            result[(author_id, moment)] = CustomerHistory(
+                earlier_conversations=int(row.conversations),
+                first_seen=row.first_seen,
+                open_complaints=int(row.open_complaints or 0),
+                last_complaint_unanswered=complained and row.last_negative_state != QueueState.ANSWERED.value,
+                # the latest negative before the moment is the one nearest to it: any in the window means it is
+                repeat_complaint=complained and moment - last_negative_at <= REPEAT_WINDOW,
+            )
+    for pair in pairs:
+        result.setdefault(pair, CustomerHistory())
     return result
+
+
+def _padded(chunk: Sequence[Pair]) -> list[tuple[Any, ...]]:
+    """VALUES rows (k, author_id, moment), padded with inert rows to a power of two.
+
+    Few distinct statement shapes keep PostgreSQL's per-connection prepared statements few.
+    """
+    rows: list[tuple[Any, ...]] = [(k, author_id, moment) for k, (author_id, moment) in enumerate(chunk)]
+    size = 1 << max(len(rows) - 1, 0).bit_length()
+    return rows + [(-1, None, None)] * (size - len(rows))
+
+
+def _aggregate(chunk: Sequence[Pair]) -> Select[Any]:
+    """One row per pair that has history: k (index in chunk), conversations, first_seen,
+    open_complaints, last_negative_at, last_negative_state."""
+    wanted = values(column("k", Integer), column("author_id", Integer), column("moment", UTCDateTime()),
+                    name="wanted").data(_padded(chunk)).cte("wanted")
+    own, linked = Author.__table__.alias("own_author"), Author.__table__.alias("linked_author")
+    # the author itself, and every author of the same customer
+    related = union(
+        select(wanted.c.k, wanted.c.author_id.label("related_id"), wanted.c.moment),
+        select(wanted.c.k, linked.c.id, wanted.c.moment)
+        .join_from(wanted, own, own.c.id == wanted.c.author_id)
+        .join(linked, linked.c.customer_id == own.c.customer_id),
+    ).cte("related")
+    negative = Mention.sentiment_label == SentimentLabel.NEGATIVE.value
+    hits = (
+        select(related.c.k, Mention.id.label("mention_id"), Mention.platform,
+               func.coalesce(func.nullif(Mention.conversation_id, ""), Mention.external_id).label("conversation"),
+               Mention.created_at, negative.label("negative"), QueueItem.state)
+        .join_from(related, Mention, and_(Mention.author_id == related.c.related_id,
+                                          Mention.created_at < related.c.moment))
+        .outerjoin(QueueItem, QueueItem.mention_id == Mention.id)
+        .where(Mention.is_own.is_(False))
+    ).cte("hits")
+    open_negative = case((and_(hits.c.negative, hits.c.state.in_(OPEN_QUEUE_STATES)), 1), else_=0)
+    per_conversation = (
+        select(hits.c.k, func.min(hits.c.created_at).label("first_at"), func.sum(open_negative).label("open"))
+        .group_by(hits.c.k, hits.c.platform, hits.c.conversation)
+    ).subquery("per_conversation")
+    per_pair = (
+        select(per_conversation.c.k, func.count().label("conversations"),
+               func.min(per_conversation.c.first_at).label("first_seen"),
+               func.sum(per_conversation.c.open).label("open_complaints"))
+        .group_by(per_conversation.c.k)
+    ).subquery("per_pair")
+    order = func.row_number().over(partition_by=hits.c.k, order_by=(hits.c.created_at.desc(),
+                                                                     hits.c.mention_id.desc()))
+    ranked = (
+        select(hits.c.k, hits.c.created_at, hits.c.state, order.label("place")).where(hits.c.negative)
+    ).subquery("ranked")
+    last_negative = select(ranked.c.k, ranked.c.created_at, ranked.c.state).where(ranked.c.place == 1).subquery(
+        "last_negative")
+    return (
+        select(per_pair.c.k, per_pair.c.conversations, per_pair.c.first_seen, per_pair.c.open_complaints,
+               last_negative.c.created_at.label("last_negative_at"),
+               last_negative.c.state.label("last_negative_state"))
+        .outerjoin(last_negative, last_negative.c.k == per_pair.c.k)
+    )

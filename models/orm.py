@@ -123,6 +123,7 @@ class Mention(Base):
         UniqueConstraint("platform", "external_id"),
         Index("ix_mentions_conversation", "platform", "conversation_id"),
         Index("ix_mentions_brand_created", "brand", "created_at"),
+        Index("ix_mentions_author_created", "author_id", "created_at"),  # migration 0007: history lookups
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -134,7 +135,7 @@ class Mention(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
-    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
     conversation_id: Mapped[str | None] = mapped_column(String(128))
     in_reply_to_id: Mapped[str | None] = mapped_column(String(128))
     permalink: Mapped[str | None] = mapped_column(String(500))

@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from listener import poller as poller_module
 from listener.platforms.base import RateLimited, Transient
 from listener.poller import Poller
 from models.domain import MentionData, QueueState
@@ -181,3 +182,23 @@ def test_rerank_moves_a_long_waiting_complaint_up(sessions: sessionmaker[Session
     assert after["1001"][0] > after["2200"][0]
     assert "waiting 20 h" in (after["1001"][1] or [])
     assert sorted(items.values()) == sorted(p for p, _ in after.values())
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(20_000, 7), (5, 5), (4, 4), (1, 1), (0, 0)])
+def test_rerank_pages_through_open_items_oldest_first_up_to_the_limit(
+        sessions: sessionmaker[Session], classifier: CountingClassifier, monkeypatch: pytest.MonkeyPatch,
+        limit: int, expected: int) -> None:
+    monkeypatch.setattr(poller_module, "RERANK_PAGE", 2)
+    poller = Poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=5))
+    poller.poll_once(ScriptedAdapter([[post(n, author=f"u{n % 3}") for n in range(1, 10)]]), SOURCE)
+    with sessions.begin() as session:
+        items = session.scalars(select(QueueItem).order_by(QueueItem.id)).all()
+        for item in items[2:4]:  # closed items are never reranked
+            item.transition(QueueState.CLAIMED)
+            item.transition(QueueState.ANSWERED)
+        open_ids = [i.id for i in items if i.state in (QueueState.NEW.value, QueueState.CLAIMED.value)]
+        session.execute(update(QueueItem).values(priority=-1.0))
+    assert poller.rerank_open(limit) == expected
+    with sessions() as session:
+        reranked = session.scalars(select(QueueItem.id).where(QueueItem.priority != -1.0).order_by(QueueItem.id))
+        assert list(reranked) == open_ids[:expected]

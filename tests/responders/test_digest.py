@@ -91,7 +91,8 @@ def test_dst_days_are_23_and_25_hours(sessions: sessionmaker[Session]) -> None:
                            (autumn - timedelta(days=1), 24.0), (autumn + timedelta(days=1), 24.0)):
             d = build_digest(session, config, "Acme Mobile", day, now=NOW)
             assert (d.volume, d.hours) == (1, hours), day
-    r = render_digest(build_digest(sessions(), config, "Acme Mobile", spring, now=NOW))
+    with sessions() as session:  # closed here: an open session would block the next test's TRUNCATE
+        r = render_digest(build_digest(session, config, "Acme Mobile", spring, now=NOW))
     assert "23-hour day" in r.html
 
 
