@@ -2,8 +2,9 @@
 
 The emulators run in this process and post `--rate` mentions per second (split between X and
 Facebook); `openear run --no-web` runs as a subprocess for `--minutes`. Reports sustained throughput,
-queue lag (platform creation time -> queue item created) p50/p95, and the daemon's RSS over time
-(growth after warm-up). Prints a table and writes JSON.
+queue lag (platform creation time -> queue item created) p50/p95, and the daemon's RSS over time:
+growth after warm-up, growth over the second half and the least-squares slope after warm-up.
+Prints a table and writes JSON.
 
     .venv/bin/python bench/soak.py --minutes 5 --rate 50
 """
@@ -40,12 +41,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else float("nan")
 
 
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x (MB per second for RSS samples)."""
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=50.0, help="mentions per second, all platforms")
     parser.add_argument("--interval", type=int, default=10, help="poll interval in seconds")
     parser.add_argument("--model", default="lexicon", help="classifier (default: lexicon; 'default' = embedded)")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up excluded from RSS growth "
+                        "(default: a third of the run, at most 120)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "soak.json"))
     args = parser.parse_args()
 
@@ -102,14 +113,20 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
                                .join(QueueItem, QueueItem.mention_id == Mention.id)).all()
     lags = [(queued - created).total_seconds() for created, queued in rows]
     elapsed = args.minutes * 60
-    warm = [mb for t, mb in samples if t >= min(60.0, elapsed / 3)]
+    warm_after = args.warmup if args.warmup is not None else min(120.0, elapsed / 3)
+    warm = [(t, mb) for t, mb in samples if t >= warm_after]
+    half = [(t, mb) for t, mb in warm if t >= (warm_after + elapsed) / 2]
     result = {
         "benchmark": "soak", "minutes": args.minutes, "offered_rate": args.rate, "poll_interval_s": args.interval,
         "classifier": args.model, "queued": len(rows), "throughput_per_s": round(len(rows) / elapsed, 1),
         "lag_p50_s": round(percentile(lags, 0.5), 2), "lag_p95_s": round(percentile(lags, 0.95), 2),
         "lag_target_s": args.interval + 5,
-        "rss_after_warmup_mb": round(warm[0], 1) if warm else None, "rss_end_mb": round(samples[-1][1], 1),
-        "rss_growth_after_warmup_mb": round(warm[-1] - warm[0], 1) if warm else None,
+        "warmup_s": warm_after,
+        "rss_after_warmup_mb": round(warm[0][1], 1) if warm else None, "rss_end_mb": round(samples[-1][1], 1),
+        "rss_max_mb": round(max(mb for _, mb in samples), 1),
+        "rss_growth_after_warmup_mb": round(warm[-1][1] - warm[0][1], 1) if warm else None,
+        "rss_growth_second_half_mb": round(half[-1][1] - half[0][1], 1) if len(half) > 1 else None,
+        "rss_slope_after_warmup_mb_per_min": round(slope(warm) * 60, 2) if len(warm) > 2 else None,
         "rss_median_mb": round(statistics.median(mb for _, mb in samples), 1),
     }
     for key, value in result.items():

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.packed import PackedBert
+
 WEIGHTS_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 TOKENIZER_SHA256 = "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39"
 ENCODER_NAME = "multilingual-e5-small-q4"
@@ -352,19 +354,24 @@ class TextEncoder:
     """Mean-pooled, L2-normalized e5 sentence embeddings from a transformers model dir.
 
     Loads lazily on first use (thread-safe); sorts each call's texts by length so that batches
-    carry little padding; truncates to `max_length` tokens. `mode` (CPU only; GPUs always run
-    float32): "auto" (bf16 where the CPU has native bf16, else fp32), "fp32", "bf16" (weights and
-    activations in bfloat16, pooling in float32: embeddings within cosine 0.9999 of fp32, about
-    2.5x faster on CPUs with AVX512-BF16/AMX, slower elsewhere), "int8" (dynamic int8 Linear layers,
-    about 2x faster, a little less accurate) or "int8-noqkv" (int8 except query/key/value).
+    carry little padding; truncates to `max_length` tokens; runs the padding-free forward of
+    models/packed.py unless `packed=False` (the plain transformers forward on padded batches).
+    `mode` (CPU only; GPUs always run float32): "auto" (bf16 where the CPU has native bf16, else
+    fp32), "fp32", "bf16" (weights and activations in bfloat16, pooling in float32: embeddings
+    within cosine 0.9999 of fp32, 2-3x faster on CPUs with AVX512-BF16/AMX, slower elsewhere),
+    "int8" (dynamic int8 Linear layers, about 2x faster, less accurate) or "int8-noqkv" (int8 except
+    query/key/value).
     """
 
     def __init__(self, path: str | Path | None = None, device: str = "cpu", batch_size: int = 32,
-                 max_length: int = 512, mode: str = "fp32", prefix: str = QUERY_PREFIX) -> None:
+                 max_length: int = 512, mode: str = "fp32", prefix: str = QUERY_PREFIX,
+                 packed: bool = True) -> None:
         self.path = Path(path) if path is not None else None
         self.device, self.batch_size, self.max_length = device, batch_size, max_length
         self.mode = resolve_mode(mode, device)
         self.prefix = prefix
+        self.packed = packed
+        self._packed: Any = None
         self._lock = threading.Lock()
         self._model: torch.nn.Module | None = None
         self._tokenizer: Any = None
@@ -386,15 +393,15 @@ class TextEncoder:
             quiet_transformers()
             path = self.path or ensure_encoder()
             tokenizer = AutoTokenizer.from_pretrained(str(path))
-            model = BertModel.from_pretrained(str(path), add_pooling_layer=False).eval()
-            if self.mode == "fp32":
+            dtype = torch.bfloat16 if self.mode == "bf16" else torch.float32  # bf16: no fp32 copy in memory
+            model = BertModel.from_pretrained(str(path), add_pooling_layer=False, dtype=dtype).eval()
+            if self.mode in ("fp32", "bf16"):
                 model = model.to(self.device)
-            elif self.mode == "bf16":
-                model = model.to(torch.bfloat16)
             else:
                 model = quantize_int8(model, skip_qkv=self.mode == "int8-noqkv")
             self._dim = int(getattr(model, "config").hidden_size)  # noqa: B009 (typed as Module)
             self._tokenizer = tokenizer
+            self._packed = PackedBert(model)
             self._model = model
 
     @torch.inference_mode()
@@ -408,20 +415,26 @@ class TextEncoder:
         with self._lock:  # fast tokenizers raise "Already borrowed" when shared across threads
             ids = self._tokenizer(prefixed, truncation=True, max_length=self.max_length)["input_ids"]
         out = np.zeros((len(texts), self.dim), np.float32)
-        pad = self._tokenizer.pad_token_id
         for chunk in shape_batches([len(x) for x in ids], self.batch_size):
-            width = max(len(ids[i]) for i in chunk)
-            width = min(-(-width // SEQ_BUCKET) * SEQ_BUCKET, max(width, self.max_length))
-            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, i in enumerate(chunk):
-                input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
-                mask[row, :len(ids[i])] = 1
-            input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-            hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            hidden = hidden.float()
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+            if self.packed:
+                pooled = self._packed.mean_pooled([ids[i] for i in chunk])
+            else:
+                pooled = self._padded_mean_pooled([ids[i] for i in chunk])
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
             out[chunk] = pooled.cpu().numpy()
         return out
+
+    def _padded_mean_pooled(self, ids: list[list[int]]) -> torch.Tensor:
+        """The plain transformers forward on a padded batch (reference for the packed path)."""
+        assert self._model is not None
+        width = max(len(x) for x in ids)
+        width = min(-(-width // SEQ_BUCKET) * SEQ_BUCKET, max(width, self.max_length))
+        input_ids = torch.full((len(ids), width), self._tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, x in enumerate(ids):
+            input_ids[row, :len(x)] = torch.tensor(x)
+            mask[row, :len(x)] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
