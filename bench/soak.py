@@ -130,7 +130,7 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
         "rss_median_mb": round(statistics.median(mb for _, mb in samples), 1),
     }
     for key, value in result.items():
-        print(f"{key:<28}{value}")
+        print(f"{key:<36}{value}")
     verdict = "meets" if result["lag_p95_s"] <= args.interval + 5 else "MISSES"
     print(f"\nqueue lag p95 {verdict} the target of one poll interval + 5 s")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -210,3 +210,20 @@ def test_packed_forward_matches_the_padded_transformers_forward(encoder_root: Pa
     padded = encoder.TextEncoder(path, batch_size=4, mode=mode, packed=False).encode(texts)
     # int8 quantizes each Linear input per tensor, and the padded batch has padding rows in it
     assert _cos(packed, padded).min() > {"fp32": 0.99999, "bf16": 0.999, "int8": 0.95}[mode]
+
+
+def test_bf16_mode_loads_a_bf16_copy_built_once(encoder_root: Path) -> None:
+    from safetensors import safe_open
+
+    src = encoder.encoder_dir(encoder_root)
+    copy = encoder.bf16_copy(src)
+    assert copy != src and (copy / "tokenizer.json").is_file() and (copy / "openear_encoder.json").is_file()
+    with safe_open(str(copy / "model.safetensors"), "pt") as f:
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    assert dtypes == {"BF16"}
+    built = (copy / "model.safetensors").stat().st_mtime_ns
+    assert encoder.bf16_copy(src) == copy and (copy / "model.safetensors").stat().st_mtime_ns == built
+    enc = encoder.TextEncoder(src, mode="bf16")
+    enc.encode(["hallo"])
+    assert enc._model is not None and next(enc._model.parameters()).dtype.is_floating_point
+    assert {p.dtype for p in enc._model.parameters()} == {__import__("torch").bfloat16}
