@@ -7,8 +7,8 @@ run on the texts' tokens packed into one (tokens, hidden) matrix; only attention
 tokens of one text, sees a padded (texts, heads, length, head size) view, with a mask.
 
 The packed row count is rounded up to ROW_BUCKET so that a long-running process sees a bounded set
-of matrix shapes (oneDNN and the allocator cache per shape). Rounding rows are zeros that no text
-reads. Works with float32, bfloat16 and dynamically quantized int8 Linear layers alike; the result
+of matrix shapes (oneDNN and the allocator cache per shape). Rounding rows carry token 0 at position
+0 and are never read back. Works with float32, bfloat16 and dynamically quantized int8 Linear layers alike; the result
 matches `BertModel(...).last_hidden_state` mean-pooled over the attention mask
 (tests/models/test_encoder.py pins it against a numpy reference at cosine > 0.99999).
 """
@@ -21,6 +21,9 @@ from typing import Any
 import torch
 
 ROW_BUCKET = 64
+MATMUL_ATTENTION_MAX_WIDTH = 128
+"""Up to this many tokens per text, attention runs as plain matmuls (fast for tweets); longer
+batches use torch's memory-efficient SDPA kernel, which never holds (texts, heads, width, width)."""
 
 
 class PackedBert:
@@ -61,15 +64,16 @@ class PackedBert:
         x = emb.word_embeddings(flat_ids) + emb.position_embeddings(positions)
         x = emb.LayerNorm(x + emb.token_type_embeddings.weight[0])
         for layer in self.model.encoder.layer:
-            x = self._layer(layer, x, slot, bias, texts, width)
+            x = self._layer(layer, x, slot, bias if width <= MATMUL_ATTENTION_MAX_WIDTH else keep, texts, width)
 
         owner = torch.repeat_interleave(torch.arange(texts, device=device), lengths_t.to(device))
         summed = torch.zeros(texts, self.hidden, dtype=torch.float32, device=device)
         summed.index_add_(0, owner, x[:total].float())
         return summed / lengths_t.to(device=device, dtype=torch.float32)[:, None]
 
-    def _layer(self, layer: Any, x: torch.Tensor, slot: torch.Tensor, bias: torch.Tensor, texts: int,
+    def _layer(self, layer: Any, x: torch.Tensor, slot: torch.Tensor, mask: torch.Tensor, texts: int,
                width: int) -> torch.Tensor:
+        """One post-LN BERT layer on packed rows; `mask`: additive float (matmul attention) or bool (SDPA)."""
         att = layer.attention
         size = self.hidden // self.heads
 
@@ -79,10 +83,11 @@ class PackedBert:
             return grid[:-1].view(texts, width, self.heads, size).transpose(1, 2)
 
         q, k, v = (padded(proj(x)) for proj in (att.self.query, att.self.key, att.self.value))
-        # plain batched matmuls: for tweet-length texts several times faster than torch's CPU flash
-        # attention with a mask; the softmax runs in float32
-        scores = torch.matmul(q, k.transpose(-1, -2)).float() * (size ** -0.5) + bias
-        context = torch.matmul(torch.softmax(scores, dim=-1).to(v.dtype), v)
+        if mask.dtype == torch.bool:
+            context = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:  # plain batched matmuls: for tweets several times faster than torch's CPU flash attention
+            scores = torch.matmul(q, k.transpose(-1, -2)).float() * (size ** -0.5) + mask  # softmax in fp32
+            context = torch.matmul(torch.softmax(scores, dim=-1).to(v.dtype), v)
         context = context.transpose(1, 2).reshape(texts * width, self.hidden)
         context = torch.cat([context, context.new_zeros(1, self.hidden)])[slot]
         x = att.output.LayerNorm(att.output.dense(context) + x)
