@@ -351,10 +351,15 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 
 
 @pytest.mark.skipif(not (SHARED / "sb10k_de" / "val.tsv").is_file(), reason="shared datasets not present")
-def test_default_on_shared_german_validation(default_int8: EmbeddingClassifier) -> None:
-    """Optional: the shipped head on SB-10k validation (read in place, never copied)."""
+@pytest.mark.parametrize(("name", "metric", "floor"), [("sb10k_de", "macro_f1", 0.68),
+                                                       ("tweeteval", "macro_recall", 0.69)])
+def test_default_on_shared_validation(encoder_root: Path, name: str, metric: str, floor: float) -> None:
+    """Optional: the shipped head with the default encoder mode on the validation files (read in
+    place, never copied). Measured 0.704 / 0.711 (docs/classifier.md); the floors allow CPU drift."""
+    from models.encoder import encoder_dir
     from models.training import read_tsv, scores
 
-    texts, labels = read_tsv(SHARED / "sb10k_de" / "val.tsv")
-    s = scores(labels, [LABELS.index(r.label) for r in default_int8.classify(texts)])
-    assert s["macro_f1"] >= 0.65
+    clf = EmbeddingClassifier(encoder_path=encoder_dir(encoder_root), batch_size=64)
+    texts, labels = read_tsv(SHARED / name / "val.tsv")
+    s = scores(labels, [LABELS.index(r.label) for r in clf.classify(texts)])
+    assert s[metric] >= floor
