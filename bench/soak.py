@@ -58,6 +58,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, help="seconds of warm-up excluded from RSS growth "
                         "(default: a third of the run, at most 120)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "soak.json"))
+    parser.add_argument("--probe", action="store_true", help="run the daemon under bench/memprobe.py: "
+                        "anonymous/file RSS, heap in use/free and object growth every 30 s")
+    parser.add_argument("--trace-memory", action="store_true", help="with --probe: also tracemalloc "
+                        "(slows the daemon) and the allocation sites that grew most")
     args = parser.parse_args()
 
     from sqlalchemy import select
@@ -92,8 +96,18 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
     x.start_live(args.rate * 0.7)
     fb.start_live(args.rate * 0.3)
     log = (work / "daemon.log").open("wb")
-    daemon = subprocess.Popen([sys.executable, "-m", "openear.cli", "--config", str(config), "run", "--no-web"],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+    env = {**os.environ}
+    entry = ["-m", "openear.cli"]
+    probe_out = Path(args.json).with_suffix(".memprobe.jsonl")
+    if args.probe or args.trace_memory:
+        probe_out.parent.mkdir(parents=True, exist_ok=True)
+        probe_out.unlink(missing_ok=True)
+        entry = [str(ROOT / "bench" / "memprobe.py")]
+        env.update(OPENEAR_MEMPROBE_OUT=str(probe_out), OPENEAR_MEMPROBE_TRACE="1" if args.trace_memory else "0",
+                   OPENEAR_MEMPROBE_WARMUP=str(args.warmup if args.warmup is not None
+                                               else min(120.0, args.minutes * 20)))
+    daemon = subprocess.Popen([sys.executable, *entry, "--config", str(config), "run", "--no-web"],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     started = time.monotonic()
     samples: list[tuple[float, float]] = []
     while time.monotonic() - started < args.minutes * 60:

@@ -12,22 +12,23 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy import Table, bindparam, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener import metrics
 from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited, Source
 from models.config import RankingConfig
+from models.db import pow2_batches, pow2_padded
 from models.domain import OPEN_QUEUE_STATES, MentionData, QueueState, clean_json, clean_text
 from models.history import histories, histories_at
 from models.orm import AuditEvent, Author, Base, Mention, PollCursor, QueueItem, utcnow
 from models.ranking import CustomerHistory, RankInput, rank
 
 log = logging.getLogger(__name__)
-CHUNK = 500
+CHUNK = 512  # rows per statement at most; batches come in power-of-two sizes (see pow2_batches)
 RERANK_PAGE = 1_000
 OPEN_STATES = OPEN_QUEUE_STATES
 
@@ -64,9 +65,14 @@ class PollResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _insert(session: Session, table: Any) -> Any:
+def _insert(session: Session, model: type[Base]) -> Any:
+    """A Core INSERT into `model`'s table for the session's backend (with ON CONFLICT support).
+
+    Core, not an ORM bulk insert: the ORM leaves a row's None columns out of its INSERT and splits
+    a batch wherever that changes, which makes the batch sizes (and SQL texts) unbounded again.
+    """
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(cast(Table, model.__table__))
 
 
 class Poller:
@@ -140,8 +146,8 @@ class Poller:
             return []
         known: set[tuple[str, str]] = set()
         with self.sessions() as session:
-            for start in range(0, len(mentions), CHUNK):
-                keys = [(m.platform.value, m.external_id) for m in mentions[start : start + CHUNK]]
+            for batch in pow2_batches(mentions, CHUNK):
+                keys = [(m.platform.value, m.external_id) for m in batch]
                 rows = session.execute(
                     select(Mention.platform, Mention.external_id).where(
                         tuple_(Mention.platform, Mention.external_id).in_(keys)
@@ -184,13 +190,13 @@ class Poller:
                 known[author_of(m)], now)
             rows.append(row)
         inserted: dict[str, int] = {}
-        for start in range(0, len(rows), CHUNK):
+        for batch in pow2_batches(rows, CHUNK):
             statement = (
                 _insert(session, Mention)
                 .on_conflict_do_nothing(index_elements=["platform", "external_id"])
-                .returning(Mention.id, Mention.external_id)
+                .returning(Mention.__table__.c.id, Mention.__table__.c.external_id)
             )
-            for hit in session.execute(statement, rows[start : start + CHUNK]).all():
+            for hit in session.execute(statement, batch).all():
                 inserted[hit.external_id] = hit.id
         result.new = len(inserted)
         result.duplicates += len(mentions) - len(inserted)
@@ -202,8 +208,9 @@ class Poller:
             for r in new_rows if not r["is_own"]
         ]
         result.own = len(new_rows) - len(items)
-        if items:
-            session.execute(_insert(session, QueueItem).on_conflict_do_nothing(index_elements=["mention_id"]), items)
+        for item_batch in pow2_batches(items, CHUNK):
+            session.execute(_insert(session, QueueItem).on_conflict_do_nothing(index_elements=["mention_id"]),
+                            item_batch)
         result.queued = len(items)
         new_mentions = [m for m in mentions if m.external_id in inserted]
         result.closed_by_own_reply = self._close_answered(session, [m for m in new_mentions if m.is_own], now)
@@ -273,14 +280,14 @@ class Poller:
             for key, m in latest.items()
         ]
         ids: dict[tuple[str, str], int] = {}
-        for start in range(0, len(rows), CHUNK):
+        for batch in pow2_batches(rows, CHUNK):
             statement = _insert(session, Author)
             statement = statement.on_conflict_do_update(
                 index_elements=["platform", "external_id"],
                 set_={"handle": statement.excluded.handle, "display_name": statement.excluded.display_name,
                       "followers": statement.excluded.followers, "updated_at": statement.excluded.updated_at},
-            ).returning(Author.id, Author.platform, Author.external_id)
-            for row in session.execute(statement, rows[start : start + CHUNK]).all():
+            ).returning(*(Author.__table__.c[name] for name in ("id", "platform", "external_id")))
+            for row in session.execute(statement, batch).all():
                 ids[(row.platform, row.external_id)] = row.id
         return ids
 
@@ -291,7 +298,7 @@ class Poller:
             return 0
         items = session.scalars(
             select(QueueItem).join(Mention, QueueItem.mention_id == Mention.id).where(
-                tuple_(Mention.platform, Mention.external_id).in_(targets),
+                tuple_(Mention.platform, Mention.external_id).in_(pow2_padded(targets)),
                 QueueItem.state.in_([QueueState.NEW.value, QueueState.CLAIMED.value]),
             )
         ).all()

@@ -48,6 +48,8 @@ def histories_at(session: Session, wanted: Iterable[Pair]) -> dict[Pair, Custome
     for start in range(0, len(pairs), CHUNK):
         chunk = pairs[start : start + CHUNK]
         for row in session.execute(_aggregate(chunk)):
+            if row.k < 0:  # padding (never has history: no author has id 0)
+                continue
             author_id, moment = chunk[row.k]
             last_negative_at = row.last_negative_at
             complained = last_negative_at is not None
@@ -67,11 +69,13 @@ def histories_at(session: Session, wanted: Iterable[Pair]) -> dict[Pair, Custome
 def _padded(chunk: Sequence[Pair]) -> list[tuple[Any, ...]]:
     """VALUES rows (k, author_id, moment), padded with inert rows to a power of two.
 
-    Few distinct statement shapes keep PostgreSQL's per-connection prepared statements few.
+    Few distinct statement texts keep the drivers' per-connection statement caches small (see
+    models.db.pow2_batches). The padding has no NULLs (a NULL is rendered into the text, so each
+    amount of padding would be a new text): k -1 and author id 0, which no author has.
     """
     rows: list[tuple[Any, ...]] = [(k, author_id, moment) for k, (author_id, moment) in enumerate(chunk)]
     size = 1 << max(len(rows) - 1, 0).bit_length()
-    return rows + [(-1, None, None)] * (size - len(rows))
+    return rows + [(-1, 0, chunk[0][1])] * (size - len(rows))
 
 
 def _aggregate(chunk: Sequence[Pair]) -> Select[Any]:

@@ -5,16 +5,18 @@ End-to-end polls against the X emulator over real HTTP live in test_x_poll.py.
 
 from __future__ import annotations
 
+import random
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener import poller as poller_module
 from listener.platforms.base import RateLimited, Transient
 from listener.poller import Poller
-from models.domain import MentionData, QueueState
+from models.domain import AuthorData, MentionData, Platform, QueueState
 from models.orm import Author, Mention, PollCursor, QueueItem
 from tests.support import SOURCE, T0, CountingClassifier, Result, ScriptedAdapter, post
 
@@ -202,3 +204,37 @@ def test_rerank_pages_through_open_items_oldest_first_up_to_the_limit(
     with sessions() as session:
         reranked = session.scalars(select(QueueItem.id).where(QueueItem.priority != -1.0).order_by(QueueItem.id))
         assert list(reranked) == open_ids[:expected]
+
+
+def test_polls_of_any_size_run_only_the_sql_texts_of_power_of_two_batches(
+        engine: Engine, sessions: sessionmaker[Session], classifier: CountingClassifier) -> None:
+    """Every SQL text stays prepared in the driver's per-connection cache: a daemon that ran a new
+    text per batch size (a 437-row INSERT, a 438-row one, ...) grew by ~1 MB per size seen."""
+    texts: set[str] = set()
+    listen = lambda _conn, _cursor, statement, *_rest: texts.add(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    poller, n, rng = Poller(sessions, classifier), 0, random.Random(7)
+
+    def poll(size: int, nulls: float) -> None:
+        """`size` new posts, their optional fields None with probability `nulls` (an ORM bulk insert
+        would leave those columns out and split the batch where that changes)."""
+        nonlocal n
+        def maybe(value: str) -> str | None:
+            return None if rng.random() < nulls else value
+        batch = [replace(post(k, author=f"a{k}", language=maybe("de"), permalink=maybe("p")),
+                         author=AuthorData(Platform.X, f"a{k}", display_name=maybe("A"), followers=k))
+                 for k in range(n, n + size)]
+        n += size
+        assert poller.poll_once(ScriptedAdapter([batch]), SOURCE).new == size
+
+    try:
+        for size in (1, 2, 4, 8, 16, 32, 64, 128):
+            poll(size, nulls=0.0)
+        of_powers = set(texts)
+        texts.clear()
+        for size in range(1, 101):
+            poll(size, nulls=0.3)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    extra = sorted(t[:160] for t in texts - of_powers)
+    assert texts and not extra, f"{len(extra)} texts beyond those of power-of-two batches: {extra[:3]}"
