@@ -55,8 +55,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="mentions per second, all platforms")
     parser.add_argument("--interval", type=int, default=10, help="poll interval in seconds")
     parser.add_argument("--model", default="lexicon", help="classifier (default: lexicon; 'default' = embedded)")
-    parser.add_argument("--warmup", type=float, help="seconds of warm-up excluded from RSS growth "
-                        "(default: a third of the run, at most 120)")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up excluded from RSS growth (default: a "
+                        "third of the run, at most 300: model load, first re-rank at 5 min, caches filling)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "soak.json"))
     parser.add_argument("--probe", action="store_true", help="run the daemon under bench/memprobe.py: "
                         "anonymous/file RSS, heap in use/free and object growth every 30 s")
@@ -105,7 +105,7 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
         entry = [str(ROOT / "bench" / "memprobe.py")]
         env.update(OPENEAR_MEMPROBE_OUT=str(probe_out), OPENEAR_MEMPROBE_TRACE="1" if args.trace_memory else "0",
                    OPENEAR_MEMPROBE_WARMUP=str(args.warmup if args.warmup is not None
-                                               else min(120.0, args.minutes * 20)))
+                                               else min(300.0, args.minutes * 20)))
     daemon = subprocess.Popen([sys.executable, *entry, "--config", str(config), "run", "--no-web"],
                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     started = time.monotonic()
@@ -127,7 +127,7 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
                                .join(QueueItem, QueueItem.mention_id == Mention.id)).all()
     lags = [(queued - created).total_seconds() for created, queued in rows]
     elapsed = args.minutes * 60
-    warm_after = args.warmup if args.warmup is not None else min(120.0, elapsed / 3)
+    warm_after = args.warmup if args.warmup is not None else min(300.0, elapsed / 3)
     warm = [(t, mb) for t, mb in samples if t >= warm_after]
     half = [(t, mb) for t, mb in warm if t >= (warm_after + elapsed) / 2]
     result = {

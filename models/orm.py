@@ -98,7 +98,8 @@ class Author(Base):
     """A platform identity: who wrote a mention."""
 
     __tablename__ = "authors"
-    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+    __table_args__ = (UniqueConstraint("platform", "external_id"),
+                      Index("ix_authors_first_seen", "first_seen_at"))  # migration 0008: new authors
 
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(20))
@@ -111,8 +112,20 @@ class Author(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    keys_at: Mapped[datetime | None]  # the updated_at that author_keys were derived from
 
     customer: Mapped[Customer | None] = relationship(back_populates="authors")
+
+
+class AuthorKey(Base):
+    """A matching key derived from an author's handle and name (responders/identity.py), so the
+    link-proposal job finds the authors that share a key with a new one without loading them all."""
+
+    __tablename__ = "author_keys"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id", ondelete="CASCADE"), primary_key=True,
+                                           index=True)
 
 
 class Mention(Base):

@@ -25,6 +25,7 @@ from models.orm import utcnow
 from responders.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
+PROPOSE_MARGIN = timedelta(minutes=10)
 
 
 class OpenEar:
@@ -164,12 +165,17 @@ class OpenEar:
         jobs: list[tuple[str, Callable[[], Any], int]] = []
         customers = self.config.customers
 
+        last_run: list[datetime] = []
+
         def propose_job() -> None:
+            """New pairs since the previous run (a margin for late commits); two days on a process's first."""
             now = self.clock()
+            since = last_run[0] - PROPOSE_MARGIN if last_run else now - timedelta(days=2)
             with self.sessions.begin() as session:
-                propose_links(session, now, since=now - timedelta(days=2),
-                              min_confidence=customers.propose_min_confidence,
-                              auto_link_confidence=customers.auto_link_confidence)
+                propose_links(session, now, since=since, min_confidence=customers.propose_min_confidence,
+                              auto_link_confidence=customers.auto_link_confidence,
+                              brands=[brand.name for brand in self.config.brands])
+            last_run[:] = [now]
 
         def retention_job() -> None:
             with self.sessions.begin() as session:

@@ -9,11 +9,7 @@ Every decision is audited. The overview of one customer lives in responders.cust
 
 from __future__ import annotations
 
-import difflib
-import re
-import unicodedata
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,190 +21,54 @@ from models.domain import QueueState
 from models.history import histories_at
 from models.orm import Author, Customer, LinkProposal, Mention, Note, QueueItem
 from models.ranking import RankInput, rank
-from responders import audit
+from responders import audit, identity
 
 PROPOSED, CONFIRMED, REJECTED = "proposed", "confirmed", "rejected"
 LINK_CONFIRM, LINK_REJECT, LINK_AUTO = "link_confirm", "link_reject", "link_auto"
 LINK, UNLINK, MERGE = "customer_link", "customer_unlink", "customer_merge"
 CUSTOMER_NOTE, CUSTOMER_TAGS = "customer_note", "customer_tags"
 MIN_CONFIDENCE = 0.35
-MAX_BLOCK = 400  # a blocking key shared by more authors than this is too common to say anything
-
-_TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"})
-_HANDLE_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{2,15})\b")
-_URL_RE = re.compile(r"(?:https?://)?(?:www\.|m\.)?(x\.com|twitter\.com|facebook\.com)/([A-Za-z0-9_.]{2,64})",
-                     re.IGNORECASE)
-_CROSS_HINT = re.compile(r"\b(also|auch|as|als|on x|on twitter|on facebook|auf x|auf facebook|wrote|schrieb)\b",
-                         re.IGNORECASE)
 
 
 class CustomerError(Exception):
     """A refused customer action (unknown id, nothing to do); the message is for people."""
 
 
-def normalise(text: str | None) -> list[str]:
-    """Lower-case ASCII word tokens: umlauts transliterated, accents and emoji dropped."""
-    if not text:
-        return []
-    folded = unicodedata.normalize("NFKD", text.translate(_TRANSLIT))
-    ascii_text = "".join(ch for ch in folded if ch.isascii()).lower()
-    return re.findall(r"[a-z]+|\d+", ascii_text)
-
-
-def _handle_key(handle: str | None) -> str:
-    """A handle without separators and trailing digits: @Jana_Becker87 -> janabecker."""
-    return re.sub(r"\d+$", "", "".join(normalise(handle))) if handle else ""
-
-
-@dataclass(frozen=True)
-class _Person:
-    id: int
-    platform: str
-    handle: str | None
-    name: str | None
-    customer_id: int | None
-    tokens: tuple[str, ...]
-    handle_key: str
-
-    @property
-    def label(self) -> str:
-        return f"@{self.handle}" if self.handle and self.platform == "x" else repr(self.name or self.handle or "?")
-
-
-def _blocking_keys(person: _Person) -> set[str]:
-    keys: set[str] = set()
-    words = [t for t in person.tokens if not t.isdigit()]
-    if len(words) >= 2:
-        first, last = words[0], words[-1]
-        keys |= {f"n:{first}|{last[0]}", f"c:{first}{last}", f"c:{first[0]}{last}"}
-        if len(last) >= 3:
-            keys.add(f"l:{last}")
-    elif words and len(words[0]) >= 4:
-        keys.add(f"c:{words[0]}")
-    if len(person.handle_key) >= 4:
-        keys.add(f"c:{person.handle_key}")
-    return keys
-
-
-def _handle_matches_name(handle_key: str, words: list[str]) -> bool:
-    if len(handle_key) < 3 or len(words) < 2:
-        return False
-    first, last = words[0], words[-1]
-    forms = {first + last, first + "_" + last, first[0] + last, first + last[0], first + last[:6],
-             first[0] + last[:6], last + first}
-    return handle_key in {f.replace("_", "") for f in forms} or (
-        handle_key.startswith(first) and last.startswith(handle_key[len(first):]) and len(handle_key) > len(first))
-
-
-def score_pair(a: _Person, b: _Person) -> tuple[float, list[str]]:
-    """Confidence 0..1 that two identities are one person, with the evidence (names only, no texts)."""
-    evidence: list[tuple[float, str]] = []
-    wa = [t for t in a.tokens if not t.isdigit()]
-    wb = [t for t in b.tokens if not t.isdigit()]
-    if wa and wb:
-        if wa == wb:
-            evidence.append((0.6, f"same name: {a.name!r} and {b.name!r}"))
-        elif len(wa) >= 2 and len(wb) >= 2 and wa[0] == wb[0] and (
-                (len(wa[-1]) == 1 and wb[-1].startswith(wa[-1])) or (len(wb[-1]) == 1 and wa[-1].startswith(wb[-1]))):
-            evidence.append((0.45, f"name with initial: {a.name!r} ~ {b.name!r}"))
-        else:
-            ratio = difflib.SequenceMatcher(None, " ".join(wa), " ".join(wb)).ratio()
-            overlap = len(set(wa) & set(wb)) / len(set(wa) | set(wb))
-            if ratio >= 0.85:
-                evidence.append((0.45 * ratio, f"similar names ({ratio:.2f}): {a.name!r} ~ {b.name!r}"))
-            elif overlap >= 0.5 and ratio >= 0.6:
-                evidence.append((0.25, f"names share words: {a.name!r} ~ {b.name!r}"))
-    for x, y in ((a, b), (b, a)):
-        if x.handle and _handle_matches_name(x.handle_key, [t for t in y.tokens if not t.isdigit()]):
-            evidence.append((0.3, f"handle @{x.handle} fits the name {y.name!r}"))
-    if a.handle_key and a.handle_key == b.handle_key and len(a.handle_key) >= 4:
-        evidence.append((0.5, f"same handle on both platforms: {a.handle_key}"))
-    return _combine(evidence)
-
-
-def _combine(evidence: list[tuple[float, str]]) -> tuple[float, list[str]]:
-    remaining = 1.0
-    for weight, _ in evidence:
-        remaining *= 1.0 - weight
-    return round(min(1.0 - remaining, 0.99), 3), [text for _, text in evidence]
-
-
-def _people(session: Session) -> dict[int, _Person]:
-    rows = session.execute(select(Author.id, Author.platform, Author.handle, Author.display_name, Author.customer_id)
-                           .where(Author.is_brand.is_(False))).all()
-    return {r.id: _Person(r.id, r.platform, r.handle, r.display_name, r.customer_id,
-                          tuple(normalise(r.display_name)), _handle_key(r.handle)) for r in rows}
-
-
-def _text_clues(session: Session, people: dict[int, _Person], since: datetime | None) -> dict[tuple[int, int], str]:
-    """Pairs found in texts: a Facebook comment quoting an X handle, a post with a profile URL."""
-    by_handle = {p.handle.lower(): p.id for p in people.values() if p.handle and p.platform == "x"}
-    by_fb_id = {}
-    for author_id, external_id in session.execute(select(Author.id, Author.external_id)
-                                                  .where(Author.platform == "facebook", Author.is_brand.is_(False))):
-        by_fb_id[external_id] = author_id
-    query = select(Mention.author_id, Mention.platform, Mention.text).where(
-        Mention.is_own.is_(False),
-        or_(Mention.text.like("%@%"), Mention.text.ilike("%x.com/%"), Mention.text.ilike("%twitter.com/%"),
-            Mention.text.ilike("%facebook.com/%")))
-    if since is not None:
-        query = query.where(Mention.created_at >= since)
-    clues: dict[tuple[int, int], str] = {}
-    for author_id, platform, text in session.execute(query):
-        if author_id not in people:
-            continue
-        hint = " (says it is them)" if _CROSS_HINT.search(text) else ""
-        if platform != "x":
-            for handle in _HANDLE_RE.findall(text):
-                other = by_handle.get(handle.lower())
-                if other is not None:
-                    clues[(author_id, other)] = f"a {platform} post by {people[author_id].label} names @{handle}{hint}"
-        for site, path in _URL_RE.findall(text):
-            site = site.lower()
-            other = by_fb_id.get(path) if site == "facebook.com" else by_handle.get(path.lower())
-            if other is not None and people.get(other) and people[other].platform != platform:
-                clues[(author_id, other)] = f"a post by {people[author_id].label} links the profile {site}/{path}"
-    return clues
-
-
 def propose_links(session: Session, now: datetime, *, since: datetime | None = None,
                   min_confidence: float = MIN_CONFIDENCE, auto_link_confidence: float | None = None,
-                  limit: int = 10_000) -> list[LinkProposal]:
+                  limit: int = 10_000, brands: Sequence[str] | None = None) -> list[LinkProposal]:
     """Find new cross-platform pairs (blocked by name keys, never all pairs) and store them as proposals.
 
-    `since` limits the search to pairs with an author first seen since then (plus texts since then).
+    `since` limits the search to pairs with an author first seen since then, plus the texts since
+    then: the daemon's job passes the time of its previous run, so each run reads only what is new
+    (responders.identity). Without `since` every block and every text is searched.
+    `brands` (the configured ones) lets the texts since then be read by index.
     With `auto_link_confidence`, proposals reaching it are confirmed at once (audited as link_auto).
     """
-    people = _people(session)
-    blocks: dict[str, list[int]] = defaultdict(list)
-    for person in people.values():
-        for key in _blocking_keys(person):
-            blocks[key].append(person.id)
-    fresh: set[int] | None = None
-    if since is not None:
-        fresh = set(session.scalars(select(Author.id).where(Author.first_seen_at >= since)))
-    candidates: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for members in blocks.values():
-        if len(members) < 2 or len(members) > MAX_BLOCK:
-            continue
-        for i, x in enumerate(members):
-            for y in members[i + 1:]:
-                if people[x].platform != people[y].platform:
-                    candidates.setdefault((min(x, y), max(x, y)), [])
-    for (x, y), text in _text_clues(session, people, since).items():
-        candidates[(min(x, y), max(x, y))].append(text)
-    existing = {(r[0], r[1]) for r in session.execute(select(LinkProposal.author_a, LinkProposal.author_b))}
+    identity.refresh_keys(session)
+    fresh = identity.fresh_authors(session, since) if since is not None else None
+    blocks = list(identity.blocks(session, since))
+    who = identity.people(session, {i for members in blocks for i in members})
+    candidates: dict[tuple[int, int], list[str]] = {}
+    for members in blocks:
+        for pair in identity.pairs_in(members, who):
+            if fresh is None or pair[0] in fresh or pair[1] in fresh:
+                candidates.setdefault(pair, [])
+    for (x, y), text in identity.text_clues(session, since, brands).items():
+        candidates.setdefault((min(x, y), max(x, y)), []).append(text)
+    existing = identity.existing_pairs(session, candidates)
+    who |= identity.people(session, {i for pair in candidates for i in pair} - who.keys())
     made: list[LinkProposal] = []
     for (x, y), clues in sorted(candidates.items()):
-        a, b = people[x], people[y]
-        if (x, y) in existing or (a.customer_id is not None and a.customer_id == b.customer_id):
+        if (x, y) in existing or x not in who or y not in who:
             continue
-        if fresh is not None and not clues and x not in fresh and y not in fresh:
+        a, b = who[x], who[y]
+        if a.customer_id is not None and a.customer_id == b.customer_id:
             continue
-        confidence, evidence = score_pair(a, b)
+        confidence, evidence = identity.score_pair(a, b)
         if clues:
             weight = 0.75 if any("says it is them" in c or "links the profile" in c for c in clues) else 0.5
-            confidence, evidence = _combine([(confidence, ""), (weight, "")])[0], [*evidence, *clues]
+            confidence, evidence = identity.combine([(confidence, ""), (weight, "")])[0], [*evidence, *clues]
         if confidence < min_confidence:
             continue
         proposal = LinkProposal(author_a=x, author_b=y, confidence=confidence, evidence=evidence, state=PROPOSED,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.orm import AuditEvent, Author, Customer, LinkProposal, Mention, QueueItem
-from responders import customers
+from models.orm import AuditEvent, Author, AuthorKey, Customer, LinkProposal, Mention, QueueItem
+from responders import customers, identity
 from responders.customer_view import customer_overview, resolve
-from responders.customers import normalise, propose_links
+from responders.customers import propose_links
+from responders.identity import normalise
 from sandbox.feed import customer_pool
 from tests.responders.factories import T0, make_author, make_customer, make_mention, make_reply, make_user
 
@@ -170,3 +173,86 @@ def test_sandbox_cast_pairs_are_found_by_blocking(sessions: sessionmaker[Session
         found = {_pair(p) for p in propose_links(s, T0)}
     assert len(found & truth) >= 0.9 * len(truth)
     assert len(found - truth) <= len(truth)  # look-alikes (shared first names and initials) stay proposals
+
+
+def test_an_incremental_run_reads_only_the_blocks_of_new_authors(sessions: sessionmaker[Session],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's job: a new Facebook author is paired with a months-old X author sharing a key,
+    and none of the unrelated authors is ever loaded."""
+    long_ago = T0 - timedelta(days=90)
+    with sessions.begin() as s:
+        jana_x = make_author(s, "jana_b", name="Jana Becker")
+        unrelated = [make_author(s, f"user{i}", name=f"Person{i} Name{i}") for i in range(30)]
+        for author in [jana_x, *unrelated]:
+            author.first_seen_at = long_ago
+        assert propose_links(s, long_ago, since=long_ago) == []  # keys derived, nothing to pair
+        jana_fb = make_author(s, "fb-jana", platform="facebook", name="Jana Becker")
+        jana_fb.first_seen_at = T0
+        loaded: set[int] = set()
+        real_people = identity.people
+
+        def spy(session: Session, ids: Iterable[int]) -> dict[int, identity.Person]:
+            wanted = set(ids)
+            loaded.update(wanted)
+            return real_people(session, wanted)
+
+        monkeypatch.setattr(identity, "people", spy)
+        made = propose_links(s, T0, since=T0 - timedelta(minutes=40))
+        assert [_pair(p) for p in made] == [frozenset((jana_x.id, jana_fb.id))]
+        assert loaded == {jana_x.id, jana_fb.id}
+        assert propose_links(s, T0, since=T0 - timedelta(minutes=40)) == []  # proposed once
+
+
+def test_keys_follow_a_renamed_author(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as s:
+        on_x = make_author(s, "tigerfan77", name="Tiger Fan")
+        on_fb = make_author(s, "fb-sam", platform="facebook", name="Samira Okafor")
+        assert propose_links(s, T0) == []
+        on_x.display_name, on_x.updated_at = "Samira Okafor", T0 + timedelta(hours=1)
+        s.flush()
+        made = propose_links(s, T0 + timedelta(hours=2))
+        assert [_pair(p) for p in made] == [frozenset((on_x.id, on_fb.id))]
+        keys = set(s.scalars(select(AuthorKey.key).where(AuthorKey.author_id == on_x.id)))
+        assert {"c:samiraokafor", "h:tigerfan77"} <= keys and not {"n:tiger|f", "l:fan"} & keys  # old name gone
+
+
+def test_a_key_shared_by_too_many_authors_pairs_nobody(sessions: sessionmaker[Session],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(identity, "MAX_BLOCK", 3)
+    with sessions.begin() as s:
+        for i in range(2):
+            make_author(s, f"anna{i}x", name="Anna")
+            make_author(s, f"fb-anna{i}", platform="facebook", name="Anna")
+        assert propose_links(s, T0) == []  # four authors share c:anna
+        make_author(s, "fb-bert", platform="facebook", name="Bertram Quill")
+        bert = make_author(s, "bertquill", name="Bertram Quill")
+        assert {frozenset(_pair(p)) for p in propose_links(s, T0)} == {
+            frozenset((bert.id, s.scalar(select(Author.id).where(Author.handle == "fb-bert"))))}
+
+
+def test_an_incremental_run_finds_a_handle_named_in_a_new_facebook_post(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as s:
+        max_x = make_author(s, "maxpower", name="Max Power")
+        eve_fb = make_author(s, "fb-eve", platform="facebook", name="Evelyn Quartz")
+        for author in (max_x, eve_fb):
+            author.first_seen_at = T0 - timedelta(days=30)
+        make_mention(s, "old post, @maxpower here", author=eve_fb, platform="facebook",
+                     created_at=T0 - timedelta(days=20))
+        assert propose_links(s, T0 - timedelta(days=1), since=T0 - timedelta(days=1)) == []  # old texts unread
+        make_mention(s, "I also wrote to you on X as @MaxPower, still no refund!", author=eve_fb,
+                     platform="facebook", created_at=T0 - timedelta(minutes=5))
+        made = propose_links(s, T0, since=T0 - timedelta(minutes=30))
+        assert [_pair(p) for p in made] == [frozenset((max_x.id, eve_fb.id))]
+        assert any("names @MaxPower (says it is them)" in e for e in made[0].evidence)
+
+
+def test_keys_are_derived_once_per_change(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as s:
+        _cast(s)
+        assert identity.refresh_keys(s) == 8
+        assert identity.refresh_keys(s) == 0  # storing the keys does not count as a change
+        jana = s.scalars(select(Author).where(Author.handle == "jana_b")).one()
+        jana.display_name = "Jana Becker-Lund"
+        s.flush()
+        assert identity.refresh_keys(s) == 1 and identity.refresh_keys(s) == 0
+        assert "l:lund" in set(s.scalars(select(AuthorKey.key).where(AuthorKey.author_id == jana.id)))
