@@ -74,8 +74,8 @@ def pow2_batches(items: Sequence[T], largest: int = 512) -> Iterator[Sequence[T]
 
     A multi-row INSERT or an IN list is a different SQL text for every row count, and each text
     the daemon runs stays prepared in the driver's per-connection statement cache (pysqlite keeps
-    128; a 500-row INSERT of 20 columns holds ~0.9 MB). Power-of-two batches keep that to a few texts per
-    statement, so memory stops growing once each size has been seen.
+    128; a 500-row INSERT of 20 columns holds ~0.9 MB). Power-of-two batches keep that to a few
+    texts per statement, so memory stops growing once each size has been seen.
     """
     largest = 1 << (max(largest, 1).bit_length() - 1)
     start = 0

@@ -168,14 +168,19 @@ class OpenEar:
         last_run: list[datetime] = []
 
         def propose_job() -> None:
-            """New pairs since the previous run (a margin for late commits); two days on a process's first."""
-            now = self.clock()
-            since = last_run[0] - PROPOSE_MARGIN if last_run else now - timedelta(days=2)
-            with self.sessions.begin() as session:
-                propose_links(session, now, since=since, min_confidence=customers.propose_min_confidence,
-                              auto_link_confidence=customers.auto_link_confidence,
-                              brands=[brand.name for brand in self.config.brands])
-            last_run[:] = [now]
+            """New pairs since the previous run (a margin for late commits); two days on a process's first.
+            One instance at a time: two would derive the same keys and propose the same pairs."""
+            with NamedLocks(self.engine).hold("propose_links") as mine:
+                if not mine:
+                    log.debug("propose_links is running on another instance; skipping")
+                    return
+                now = self.clock()
+                since = last_run[0] - PROPOSE_MARGIN if last_run else now - timedelta(days=2)
+                with self.sessions.begin() as session:
+                    propose_links(session, now, since=since, min_confidence=customers.propose_min_confidence,
+                                  auto_link_confidence=customers.auto_link_confidence,
+                                  brands=[brand.name for brand in self.config.brands])
+                last_run[:] = [now]
 
         def retention_job() -> None:
             with self.sessions.begin() as session:

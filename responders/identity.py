@@ -24,7 +24,7 @@ from models.db import pow2_batches, pow2_padded
 from models.orm import Author, AuthorKey, Base, LinkProposal, Mention
 
 MAX_BLOCK = 400  # a blocking key shared by more authors than this is too common to say anything
-PAGE = 512  # authors per key refresh, ids per lookup
+PAGE = 512  # authors per key refresh, ids per lookup (lookups go in power-of-two batches: models.db)
 HANDLE = "h:"  # prefix of the handle keys (lookups from texts, not blocking)
 
 _TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"})
@@ -175,7 +175,7 @@ def people(session: Session, ids: Iterable[int]) -> dict[int, Person]:
     for batch in pow2_batches(sorted(set(ids)), PAGE):
         for r in session.execute(select(Author.id, Author.platform, Author.handle, Author.display_name,
                                         Author.customer_id)
-                                 .where(Author.id.in_(pow2_padded(batch)), Author.is_brand.is_(False))):
+                                 .where(Author.id.in_(batch), Author.is_brand.is_(False))):
             found[r.id] = Person.of(r.id, r.platform, r.handle, r.display_name, r.customer_id)
     return found
 
@@ -253,7 +253,7 @@ def text_clues(session: Session, since: datetime | None, brands: Sequence[str] |
 def _lookup_handles(session: Session, handles: set[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for batch in pow2_batches(sorted(handles), PAGE):
-        keys = pow2_padded([HANDLE + h for h in batch])
+        keys = [HANDLE + h for h in batch]
         for key, author_id in session.execute(select(AuthorKey.key, AuthorKey.author_id)
                                               .where(AuthorKey.key.in_(keys))):
             found[key[len(HANDLE):]] = author_id
@@ -263,7 +263,7 @@ def _lookup_handles(session: Session, handles: set[str]) -> dict[str, int]:
 def _lookup_facebook(session: Session, external_ids: set[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for batch in pow2_batches(sorted(external_ids), PAGE):
-        keys = pow2_padded([("facebook", e) for e in batch])
+        keys = [("facebook", e) for e in batch]
         for author_id, external_id in session.execute(
                 select(Author.id, Author.external_id).where(tuple_(Author.platform, Author.external_id).in_(keys),
                                                             Author.is_brand.is_(False))):
@@ -276,7 +276,7 @@ def existing_pairs(session: Session, pairs: Iterable[Pair]) -> set[Pair]:
     found: set[Pair] = set()
     for batch in pow2_batches(sorted(set(pairs)), PAGE):
         rows = session.execute(select(LinkProposal.author_a, LinkProposal.author_b).where(
-            tuple_(LinkProposal.author_a, LinkProposal.author_b).in_(pow2_padded(batch))))
+            tuple_(LinkProposal.author_a, LinkProposal.author_b).in_(batch)))
         found.update((a, b) for a, b in rows)
     return found
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from listener.locks import NamedLocks
 from models.config import parse_config
 from openear.app import PROPOSE_MARGIN, OpenEar
 from responders import customers
@@ -40,3 +41,8 @@ def test_link_proposals_read_two_days_first_then_only_what_is_new(engine: Engine
     now[0] += timedelta(minutes=30)
     job()
     assert asked == [first - timedelta(days=2), first - PROPOSE_MARGIN]
+    with NamedLocks(engine).hold("propose_links") as held:  # another instance is at it
+        assert held
+        now[0] += timedelta(minutes=30)
+        job()
+    assert len(asked) == 2
