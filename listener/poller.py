@@ -28,7 +28,7 @@ from models.orm import AuditEvent, Author, Base, Mention, PollCursor, QueueItem,
 from models.ranking import CustomerHistory, RankInput, rank
 
 log = logging.getLogger(__name__)
-CHUNK = 512  # rows per statement at most; batches come in power-of-two sizes (see pow2_batches)
+CHUNK = 128  # rows per statement at most, in power-of-two batches (models.db.pow2_batches): 8 sizes
 RERANK_PAGE = 1_000
 OPEN_STATES = OPEN_QUEUE_STATES
 

@@ -22,6 +22,7 @@ from models.config import Config
 from models.db import check_schema, make_engine, session_factory
 from models.domain import Platform
 from models.orm import utcnow
+from openear.memory import release_free_memory
 from responders.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class OpenEar:
             daemon.add_interval(f"poll:{source.name}", runner, seconds, jitter=schedule.jitter_seconds)
         daemon.add_interval("dispatch", lambda: self.dispatcher.dispatch_due(), 5)
         daemon.add_interval("rerank", lambda: self.poller.rerank_open(), 300)
+        daemon.add_interval("release_memory", release_free_memory, 60)  # RSS follows use (openear/memory.py)
         for job_id, job, seconds in self.extra_jobs():
             daemon.add_interval(job_id, job, seconds)
         # the digest at the configured local time, and an hourly catch-up (after downtime, failed sends)

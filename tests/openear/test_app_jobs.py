@@ -46,3 +46,12 @@ def test_link_proposals_read_two_days_first_then_only_what_is_new(engine: Engine
         now[0] += timedelta(minutes=30)
         job()
     assert len(asked) == 2
+
+
+def test_the_daemon_returns_free_memory_every_minute(engine: Engine) -> None:
+    daemon = OpenEar(parse_config(CONFIG), engine=engine).build_daemon()
+    try:
+        job = daemon.scheduler.get_job("release_memory")
+        assert job is not None and job.trigger.interval == timedelta(minutes=1)
+    finally:
+        daemon.shutdown()
