@@ -86,10 +86,14 @@ def pow2_batches(items: Sequence[T], largest: int = 512) -> Iterator[Sequence[T]
         start += size
 
 
+def pow2_ceil(n: int) -> int:
+    """The smallest power of two >= n (1 for 0 and 1)."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
 def pow2_padded(items: Sequence[T]) -> list[T]:
     """`items` padded to a power-of-two length by repeating the last one (for IN lists: same result)."""
-    size = 1 << max(len(items) - 1, 0).bit_length()
-    return [*items, *[items[-1]] * (size - len(items))] if items else []
+    return [*items, *[items[-1]] * (pow2_ceil(len(items)) - len(items))] if items else []
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Integer, Select, and_, case, column, func, select, union, values
 from sqlalchemy.orm import Session
 
+from models.db import pow2_ceil
 from models.domain import OPEN_QUEUE_STATES, QueueState, SentimentLabel
 from models.orm import Author, Mention, QueueItem, UTCDateTime
 from models.ranking import CustomerHistory
@@ -74,8 +75,7 @@ def _padded(chunk: Sequence[Pair]) -> list[tuple[Any, ...]]:
     amount of padding would be a new text): k -1 and author id 0, which no author has.
     """
     rows: list[tuple[Any, ...]] = [(k, author_id, moment) for k, (author_id, moment) in enumerate(chunk)]
-    size = 1 << max(len(rows) - 1, 0).bit_length()
-    return rows + [(-1, 0, chunk[0][1])] * (size - len(rows))
+    return rows + [(-1, 0, chunk[0][1])] * (pow2_ceil(len(rows)) - len(rows))
 
 
 def _aggregate(chunk: Sequence[Pair]) -> Select[Any]:
