@@ -145,7 +145,7 @@ class OpenEar:
             daemon.add_interval(f"poll:{source.name}", runner, seconds, jitter=schedule.jitter_seconds)
         daemon.add_interval("dispatch", lambda: self.dispatcher.dispatch_due(), 5)
         daemon.add_interval("rerank", lambda: self.poller.rerank_open(), 300)
-        daemon.add_interval("release_memory", release_free_memory, 60)  # RSS follows use (openear/memory.py)
+        daemon.add_interval("release_memory", release_free_memory, 60)  # freed heap back to the OS (openear/memory.py)
         for job_id, job, seconds in self.extra_jobs():
             daemon.add_interval(job_id, job, seconds)
         # the digest at the configured local time, and an hourly catch-up (after downtime, failed sends)
