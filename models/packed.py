@@ -6,11 +6,17 @@ the per-token layers (embeddings, the q/k/v/output projections, the feed-forward
 run on the texts' tokens packed into one (tokens, hidden) matrix; only attention, which mixes the
 tokens of one text, sees a padded (texts, heads, length, head size) view, with a mask.
 
-The packed row count is rounded up to ROW_BUCKET so that a long-running process sees a bounded set
-of matrix shapes (oneDNN and the allocator cache per shape). Rounding rows carry token 0 at position
-0 and are never read back. Works with float32, bfloat16 and dynamically quantized int8 Linear layers alike; the result
-matches `BertModel(...).last_hidden_state` mean-pooled over the attention mask
-(tests/models/test_encoder.py pins it against a numpy reference at cosine > 0.99999).
+A long-running process must see a small, fixed set of matrix shapes: in bfloat16, every new shape
+costs oneDNN a JIT-compiled kernel that stays cached, so free-ranging shapes grow the resident memory
+for hours (bench/shapes.py: +300 MB after 200 batches of tweet-like texts). So the packed row count is
+rounded up by `packed_rows` (multiples of ROW_BUCKET, then eight steps per doubling: at most 12.5 %
+extra rows, 48 shapes up to 16k rows), attention runs in float32 (MKL, which keeps nothing per
+shape; under 10 % of the work for tweets) and the long-text SDPA path pads its width to a power of
+two. Rounding rows carry token 0 at position 0 and are never read back.
+
+Works with float32, bfloat16 and dynamically quantized int8 Linear layers alike; the result matches
+`BertModel(...).last_hidden_state` mean-pooled over the attention mask (tests/models/test_encoder.py
+pins it against a numpy reference at cosine > 0.99999).
 """
 
 from __future__ import annotations
@@ -21,6 +27,22 @@ from typing import Any
 import torch
 
 ROW_BUCKET = 64
+ROW_STEPS_PER_DOUBLING = 8
+
+
+def packed_rows(total: int) -> int:
+    """`total` rounded up to a multiple of ROW_BUCKET, or of an eighth of its power of two if larger.
+
+    At most 12.5 % extra rows; 48 row counts up to 16k rows (32 texts of 512 tokens).
+    """
+    octave = 1 << (max(total, 1).bit_length() - 1)
+    step = max(ROW_BUCKET, octave // ROW_STEPS_PER_DOUBLING)
+    return -(-max(total, 1) // step) * step
+
+
+def attention_width(width: int) -> int:
+    """The padded width attention sees: exact for matmul attention, a power of two for SDPA."""
+    return width if width <= MATMUL_ATTENTION_MAX_WIDTH else 1 << (width - 1).bit_length()
 MATMUL_ATTENTION_MAX_WIDTH = 128
 """Up to this many tokens per text, attention runs as plain matmuls (fast for tweets); longer
 batches use torch's memory-efficient SDPA kernel, which never holds (texts, heads, width, width)."""
@@ -44,8 +66,8 @@ class PackedBert:
         lengths = [len(x) for x in ids]
         if not ids or min(lengths) == 0:
             raise ValueError("every text needs at least one token")
-        texts, width, total = len(ids), max(lengths), sum(lengths)
-        rows = -(-total // ROW_BUCKET) * ROW_BUCKET
+        texts, width, total = len(ids), attention_width(max(lengths)), sum(lengths)
+        rows = packed_rows(total)
         lengths_t = torch.tensor(lengths)
         # token j of text i sits at row i * width + j of the padded layout; rounding rows point at a
         # spare row after it, which stays zero
@@ -85,9 +107,10 @@ class PackedBert:
         q, k, v = (padded(proj(x)) for proj in (att.self.query, att.self.key, att.self.value))
         if mask.dtype == torch.bool:
             context = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        else:  # plain batched matmuls: for tweets several times faster than torch's CPU flash attention
-            scores = torch.matmul(q, k.transpose(-1, -2)).float() * (size ** -0.5) + mask  # softmax in fp32
-            context = torch.matmul(torch.softmax(scores, dim=-1).to(v.dtype), v)
+        else:  # plain batched matmuls: for tweets several times faster than torch's CPU flash attention;
+            # in float32, whose kernels keep no per-shape state (the width changes with every batch)
+            scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * (size ** -0.5) + mask
+            context = torch.matmul(torch.softmax(scores, dim=-1), v.float()).to(v.dtype)
         context = context.transpose(1, 2).reshape(texts * width, self.hidden)
         context = torch.cat([context, context.new_zeros(1, self.hidden)])[slot]
         x = att.output.LayerNorm(att.output.dense(context) + x)

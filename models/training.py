@@ -24,7 +24,8 @@ import numpy as np
 from models.encoder import WEIGHTS_SHA256, TextEncoder, data_dir, resolve_mode, sha256_file
 from models.sentiment import normalize_text
 
-NORMALIZATION = "norm1-packed"  # bump when normalize_text or the forward changes: it invalidates cached embeddings
+# bump when normalize_text or the forward changes: it invalidates cached embeddings
+NORMALIZATION = "norm1-packed-f32attn"
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 HEAD_PATH = Path(__file__).parent / "assets" / "sentiment_head.safetensors"

