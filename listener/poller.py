@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, select, tuple_
+from sqlalchemy import Table, bindparam, case, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -280,13 +280,19 @@ class Poller:
             for key, m in latest.items()
         ]
         ids: dict[tuple[str, str], int] = {}
+        table = Author.__table__.c
         for batch in pow2_batches(rows, CHUNK):
             statement = _insert(session, Author)
+            new = statement.excluded
+            # updated_at moves only when the identity changes (the link-proposal job re-keys on it),
+            # not with every follower count
+            renamed = or_(table.handle.is_distinct_from(new.handle),
+                          table.display_name.is_distinct_from(new.display_name))
             statement = statement.on_conflict_do_update(
                 index_elements=["platform", "external_id"],
-                set_={"handle": statement.excluded.handle, "display_name": statement.excluded.display_name,
-                      "followers": statement.excluded.followers, "updated_at": statement.excluded.updated_at},
-            ).returning(*(Author.__table__.c[name] for name in ("id", "platform", "external_id")))
+                set_={"handle": new.handle, "display_name": new.display_name, "followers": new.followers,
+                      "updated_at": case((renamed, new.updated_at), else_=table.updated_at)},
+            ).returning(table.id, table.platform, table.external_id)
             for row in session.execute(statement, batch).all():
                 ids[(row.platform, row.external_id)] = row.id
         return ids

@@ -111,6 +111,7 @@ class Author(Base):
     is_brand: Mapped[bool] = mapped_column(Boolean, default=False)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # when handle or display name last changed (the poller refreshes follower counts silently)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     keys_at: Mapped[datetime | None]  # the updated_at that author_keys were derived from
 

@@ -28,6 +28,11 @@ import torch
 
 ROW_BUCKET = 64
 ROW_STEPS_PER_DOUBLING = 8
+MATMUL_ATTENTION_MAX_WIDTH = 128
+"""Up to this many tokens per text, attention runs as plain matmuls (fast for tweets); longer
+batches use torch's memory-efficient SDPA kernel, which never holds (texts, heads, width, width)."""
+FLOAT32_ATTENTION = True
+"""Matmul attention in float32 whatever the model's dtype (bench/shapes.py --free-shapes turns it off)."""
 
 
 def packed_rows(total: int) -> int:
@@ -43,9 +48,6 @@ def packed_rows(total: int) -> int:
 def attention_width(width: int) -> int:
     """The padded width attention sees: exact for matmul attention, a power of two for SDPA."""
     return width if width <= MATMUL_ATTENTION_MAX_WIDTH else 1 << (width - 1).bit_length()
-MATMUL_ATTENTION_MAX_WIDTH = 128
-"""Up to this many tokens per text, attention runs as plain matmuls (fast for tweets); longer
-batches use torch's memory-efficient SDPA kernel, which never holds (texts, heads, width, width)."""
 
 
 class PackedBert:
@@ -109,8 +111,9 @@ class PackedBert:
             context = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         else:  # plain batched matmuls: for tweets several times faster than torch's CPU flash attention;
             # in float32, whose kernels keep no per-shape state (the width changes with every batch)
-            scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * (size ** -0.5) + mask
-            context = torch.matmul(torch.softmax(scores, dim=-1), v.float()).to(v.dtype)
+            kind = torch.float32 if FLOAT32_ATTENTION else q.dtype
+            scores = torch.matmul(q.to(kind), k.to(kind).transpose(-1, -2)).float() * (size ** -0.5) + mask
+            context = torch.matmul(torch.softmax(scores, dim=-1).to(kind), v.to(kind)).to(v.dtype)
         context = context.transpose(1, 2).reshape(texts * width, self.hidden)
         context = torch.cat([context, context.new_zeros(1, self.hidden)])[slot]
         x = att.output.LayerNorm(att.output.dense(context) + x)

@@ -238,3 +238,29 @@ def test_polls_of_any_size_run_only_the_sql_texts_of_power_of_two_batches(
         event.remove(engine, "before_cursor_execute", listen)
     extra = sorted(t[:160] for t in texts - of_powers)
     assert texts and not extra, f"{len(extra)} texts beyond those of power-of-two batches: {extra[:3]}"
+
+
+def test_author_updated_at_moves_on_a_rename_not_on_new_follower_counts(sessions: sessionmaker[Session],
+                                                                         classifier: CountingClassifier) -> None:
+    """The link-proposal job re-keys authors whose updated_at moved: a follower count must not move it."""
+    def by(author: AuthorData, n: int) -> MentionData:
+        return replace(post(n), author=author)
+
+    first = AuthorData(Platform.X, "u1", handle="anna", display_name="Anna K", followers=100)
+    now = [T0 + timedelta(hours=1)]
+    poller = Poller(sessions, classifier, clock=lambda: now[0])
+    adapter = ScriptedAdapter([[by(first, 1)], [by(replace(first, followers=250), 2)],
+                               [by(replace(first, followers=260, display_name="Anna Kühn"), 3)],
+                               [by(replace(first, followers=270, display_name="Anna Kühn", handle="anna_k"), 4)]])
+
+    def poll() -> tuple[str | None, str | None, int | None, object]:
+        poller.poll_once(adapter, SOURCE)
+        now[0] += timedelta(minutes=5)
+        with sessions() as session:
+            a = session.scalars(select(Author)).one()
+            return a.handle, a.display_name, a.followers, a.updated_at.replace(tzinfo=None)
+
+    created, followers, renamed, rehandled = poll(), poll(), poll(), poll()
+    assert followers[:3] == ("anna", "Anna K", 250) and followers[3] == created[3]
+    assert renamed[1:3] == ("Anna Kühn", 260) and renamed[3] > followers[3]
+    assert rehandled[0] == "anna_k" and rehandled[3] > renamed[3]
