@@ -40,6 +40,7 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/shapes.py --free-shapes
 	$(BIN)/python bench/queue.py --size 100000
 	$(BIN)/python bench/soak.py --minutes 2
 

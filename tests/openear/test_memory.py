@@ -1,7 +1,8 @@
-"""Freed heap memory goes back to the OS (glibc's malloc_trim), so the daemon's RSS follows its use."""
+"""Freed heap memory goes back to the OS (glibc), so the daemon's RSS follows its use."""
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,28 @@ def test_fragmented_free_memory_is_returned() -> None:
     assert release_free_memory()
     assert before - rss_mb() > 100
     assert len(kept) == 3125
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def mmapped_bytes() -> int:
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    return int(libc.mallinfo2().hblkhd)
+
+
+@pytest.mark.skipif(memory._TRIM is None, reason="glibc only")
+def test_large_buffers_stay_mmapped_after_a_larger_one_was_freed() -> None:
+    """glibc would raise its mmap threshold to 16 MB on the first free and heap-allocate the next 4 MB."""
+    big = bytearray(16 << 20)
+    del big
+    assert memory.fix_mmap_threshold()
+    before = mmapped_bytes()
+    buffer = bytearray(4 << 20)
+    assert mmapped_bytes() - before >= 4 << 20
+    del buffer
+    assert mmapped_bytes() - before < 1 << 20  # and returned on free
