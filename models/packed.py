@@ -8,11 +8,11 @@ tokens of one text, sees a padded (texts, heads, length, head size) view, with a
 
 A long-running process must see a small, fixed set of matrix shapes: in bfloat16, every new shape
 costs oneDNN a JIT-compiled kernel that stays cached, so free-ranging shapes grow the resident memory
-for hours (bench/shapes.py: +300 MB after 200 batches of tweet-like texts). So the packed row count is
-rounded up by `packed_rows` (multiples of ROW_BUCKET, then eight steps per doubling: at most 12.5 %
-extra rows, 48 shapes up to 16k rows), attention runs in float32 (MKL, which keeps nothing per
-shape; under 10 % of the work for tweets) and the long-text SDPA path pads its width to a power of
-two. Rounding rows carry token 0 at position 0 and are never read back.
+for hours (bench/shapes.py --free-shapes: +250 MB over 200 batches of feed texts, against +90 MB).
+So the packed row count is rounded up by `packed_rows` (multiples of ROW_BUCKET, then eight steps
+per doubling: at most 12.5 % extra rows, 48 shapes up to 16k rows), attention runs in float32 (MKL,
+which keeps nothing per shape; under 10 % of the work for tweets) and the long-text SDPA path pads
+its width to a power of two. Rounding rows carry token 0 at position 0 and are never read back.
 
 Works with float32, bfloat16 and dynamically quantized int8 Linear layers alike; the result matches
 `BertModel(...).last_hidden_state` mean-pooled over the attention mask (tests/models/test_encoder.py
