@@ -7,7 +7,8 @@ reuse; a mix of batch sizes leaves it fragmented, and RSS creeps up although not
 - `fix_mmap_threshold()` (once, at daemon start): glibc serves a large allocation with its own
   mmap, returned to the OS on free, but raises that threshold to the size of every such block freed
   (up to 32 MB), so torch's activation buffers of a few MB move into the heap after their first use
-  and fragment it. A fixed 1 MB threshold keeps them out: about 150 MB less RSS in bench/soak.py.
+  and fragment it. With a fixed 1 MB threshold the heap no longer grows for them (a free chunk
+  that is already large enough still serves one): about 150 MB less RSS in bench/soak.py.
 - `release_free_memory()` (every minute): `malloc_trim(0)` returns the free pages of every heap
   (about 25 MB less).
 
