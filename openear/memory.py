@@ -21,18 +21,19 @@ import ctypes
 from collections.abc import Callable
 
 
-def _load_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim from the symbols already loaded in this process (no library search, no
-    subprocess: this runs when openear.app is imported)."""
+def _libc_function(name: str, argtypes: list[type], restype: type) -> Callable[..., int] | None:
+    """A glibc function from the symbols already loaded in this process (no library search, no
+    subprocess: this runs when openear.app is imported); None on other C libraries (musl, macOS)."""
     try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        function = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    function.argtypes, function.restype = argtypes, restype
+    return function
 
 
-_TRIM = _load_trim()
+_TRIM = _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+_MALLOPT = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
 M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
 MMAP_THRESHOLD = 1 << 20
 
@@ -40,12 +41,7 @@ MMAP_THRESHOLD = 1 << 20
 def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
     """Serve every allocation of `size` bytes or more with its own mmap, for good (glibc's mallopt:
     setting it turns the dynamic threshold off); whether it took effect."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, size))
+    return _MALLOPT is not None and bool(_MALLOPT(M_MMAP_THRESHOLD, size))
 
 
 def release_free_memory() -> bool:

@@ -245,8 +245,8 @@ def test_bf16_kernels_see_a_bounded_set_of_shapes(encoder_root: Path) -> None:
     """oneDNN keeps a compiled kernel per bf16 matmul shape: shapes must not follow the batch's lengths.
 
     Every bf16 matrix product must have a (bucketed row count, weight) shape; attention, whose width
-    changes with each batch, must run in float32. Before the fix, 40 batches gave bf16 batched
-    matmuls of about 30 widths (and the daemon's RSS grew for hours).
+    changes with each batch, must run in float32. The forward before (rows rounded to multiples of
+    64 only, attention in bf16) fails it: attention ran as bf16 batched matmuls at each batch's width.
     """
     import random
 
