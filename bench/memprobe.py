@@ -17,6 +17,7 @@ import gc
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -44,6 +45,25 @@ def _mallinfo() -> dict[str, float]:
     mb = 1024 * 1024
     return {"heap_in_use_mb": round((info.uordblks + info.hblkhd) / mb, 1),
             "heap_free_mb": round(info.fordblks / mb, 1), "mmapped_mb": round(info.hblkhd / mb, 1)}
+
+
+def _heaps() -> dict[str, int]:
+    """How many malloc heaps (arenas) the process has: glibc's malloc_info XML, one <heap> each."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.fopen.restype = ctypes.c_void_p
+        libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        libc.fclose.argtypes = [ctypes.c_void_p]
+    except (OSError, AttributeError):
+        return {}
+    with tempfile.NamedTemporaryFile(suffix=".xml") as report:
+        stream = libc.fopen(report.name.encode(), b"w")
+        if not stream:
+            return {}
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        return {"heaps": Path(report.name).read_text().count("<heap nr=")}
 
 
 def _smaps() -> dict[str, float]:
@@ -82,7 +102,7 @@ def _probe(out: Path, every: float, warmup: float, trace: bool) -> None:
         while True:
             time.sleep(every)
             t = time.monotonic() - started
-            record: dict[str, Any] = {"t": round(t, 1), **_smaps(), **_mallinfo()}
+            record: dict[str, Any] = {"t": round(t, 1), **_smaps(), **_mallinfo(), **_heaps()}
             counts = _object_counts()
             record["objects"] = sum(counts.values())
             if trace:

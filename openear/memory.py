@@ -9,6 +9,10 @@ reuse; a mix of batch sizes leaves it fragmented, and RSS creeps up although not
   (up to 32 MB), so torch's activation buffers of a few MB move into the heap after their first use
   and fragment it. With a fixed 1 MB threshold the heap no longer grows for them (a free chunk
   that is already large enough still serves one): about 150 MB less RSS in bench/soak.py.
+- `limit_arenas()` (once, at daemon start, before its threads start): glibc gives each thread
+  that allocates while the others hold theirs a heap of its own, up to eight per core; the daemon's
+  pollers, senders and torch's workers then leave free memory scattered over a dozen heaps that
+  no single thread reuses. Two heaps serve a daemon on any number of cores.
 - `release_free_memory()` (every minute): `malloc_trim(0)` returns the free pages of every heap
   (about 25 MB less).
 
@@ -34,14 +38,22 @@ def _libc_function(name: str, argtypes: list[type], restype: type) -> Callable[.
 
 _TRIM = _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 _MALLOPT = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
-M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
+M_MMAP_THRESHOLD = -3  # mallopt parameters (malloc.h)
+M_ARENA_MAX = -8
 MMAP_THRESHOLD = 1 << 20
+ARENA_MAX = 2
 
 
 def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
     """Serve every allocation of `size` bytes or more with its own mmap, for good (glibc's mallopt:
     setting it turns the dynamic threshold off); whether it took effect."""
     return _MALLOPT is not None and bool(_MALLOPT(M_MMAP_THRESHOLD, size))
+
+
+def limit_arenas(count: int = ARENA_MAX) -> bool:
+    """At most `count` malloc heaps from now on (threads beyond share them); whether it took effect.
+    Heaps that threads already own stay theirs, so call it before starting any."""
+    return _MALLOPT is not None and bool(_MALLOPT(M_ARENA_MAX, count))
 
 
 def release_free_memory() -> bool:

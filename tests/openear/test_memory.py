@@ -65,3 +65,35 @@ def test_large_buffers_stay_mmapped_after_a_larger_one_was_freed() -> None:
     during, after = mapped("fix")
     assert during >= 4 << 20 and after < 1 << 20
     assert mapped("dynamic")[0] < 1 << 20  # the default it works around
+
+
+ARENAS = """
+import ctypes, sys, threading
+from openear import memory
+
+if sys.argv[1] == "limit":
+    assert memory.limit_arenas(2)
+barrier, held = threading.Barrier(8), []
+
+def allocate():
+    held.append(bytearray(100_000))  # malloc'd (beyond pymalloc, below the mmap threshold) in this thread
+    barrier.wait()  # all eight hold theirs at once: none can inherit a finished thread's heap
+
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" section per heap, on stderr
+"""
+
+
+@pytest.mark.skipif(memory._MALLOPT is None, reason="glibc only")
+def test_threads_share_a_bounded_number_of_heaps() -> None:
+    def heaps(arg: str) -> int:
+        err = subprocess.run([sys.executable, "-c", ARENAS, arg], check=True, capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[2]).stderr
+        return sum(1 for line in err.splitlines() if line.startswith("Arena "))
+
+    assert heaps("limit") <= 2
+    assert heaps("default") > 2  # glibc's own: a heap per allocating thread, up to eight per core
