@@ -21,7 +21,10 @@ the same second): `/{post}/comments?filter=stream&order=reverse_chronological&si
 newest first, stopping at the first comment older than the post's watermark (the second of the newest
 comment seen) and skipping the ids already seen in that second, so late comments on a two-week-old
 post are found, nothing is read twice and equal timestamps cause neither misses nor duplicates.
-Posts that fell out of the look-back (or were deleted) leave the cursor. Any failure raises; the
+A post whose new comments run past MAX_PAGES pages keeps a gap `[bottom, ids, top, ids]` (a fifth
+element: the seconds and ids bounding what is still unread); the next polls read on downwards with
+`until` until it closes, as the X adapter drains a backlog. Posts that fell out of the look-back
+(or were deleted) leave the cursor. Any failure raises; the
 caller keeps the old cursor, so nothing is half-read. An unreadable cursor means a fresh start
 (the store deduplicates on (platform, external id)).
 
@@ -35,7 +38,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -55,7 +58,8 @@ T = TypeVar("T")
 # request path from the `version` attribute: construct with a version it accepts, then set the real one.
 SDK_ACCEPTED_VERSION = "3.1"
 _VERSION_RE = re.compile(r"^v?(\d+\.\d+)$")
-_State = dict[str, list[Any]]  # post id -> [updated_time, comment count, watermark, [ids at the watermark]]
+_State = dict[str, list[Any]]  # post id -> [updated_time, comment count, watermark, [ids at it], gaps?]
+_Gap = list[Any]  # [bottom second, [ids read at it], top second, [ids read at it]]: unread in between
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,11 @@ def _norm(text: Any) -> str:
 def _tail(object_id: str) -> int:
     tail = object_id.rsplit("_", 1)[-1]
     return int(tail) if tail.isdigit() else 0
+
+
+def _is_gap(gap: Any) -> bool:
+    return isinstance(gap, list) and len(gap) == 4 and all(isinstance(gap[i], int) for i in (0, 2)) \
+        and all(isinstance(gap[i], list) for i in (1, 3))
 
 
 def _moment(value: Any, what: str) -> datetime:
@@ -107,7 +116,7 @@ class FacebookPlatform:
     platform = Platform.FACEBOOK
     MAX_TEXT = 8000  # characters of a comment
     PAGE_SIZE = 100  # Graph's largest `limit`
-    MAX_PAGES = 200  # per listing; a larger backlog is cut (and logged)
+    MAX_PAGES = 200  # per listing; a post's larger comment backlog is drained over the next polls
     LOOKBACK_DAYS = 14
     RATE_LIMIT_FALLBACK = timedelta(minutes=15)
     RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80001, 80015)})
@@ -194,7 +203,7 @@ class FacebookPlatform:
         wanted, oldest = _norm(text), int(created.timestamp())
 
         def search() -> str | None:
-            for batch in self._pages(graph, root, "comments", args):
+            for batch, _ in self._pages(graph, root, "comments", args):
                 for item in batch:
                     if _epoch(item.get("created_time"), f"comment {item['id']}") < oldest:
                         return None
@@ -214,9 +223,14 @@ class FacebookPlatform:
         posts: dict[str, tuple[dict[str, Any], str]] = {}
         for edge in ("feed", "tagged"):
             args = {"fields": self.POST_FIELDS, "since": since, "limit": self.page_size}
-            for batch in self._pages(graph, page.page_id, edge, args):
+            more = False
+            for batch, more_posts in self._pages(graph, page.page_id, edge, args):
+                more = more_posts
                 for post in batch:
                     posts.setdefault(post["id"], (post, edge))
+            if more:
+                log.warning("Facebook: page %s has more than %d pages of %s posts in the look-back; the oldest "
+                            "are skipped", page.page_id, self.MAX_PAGES, edge)
         mentions: list[MentionData] = []
         new_state: _State = {}
         for post_id, (post, edge) in posts.items():
@@ -226,56 +240,85 @@ class FacebookPlatform:
             updated = max(created, _epoch(post.get("updated_time") or post["created_time"], f"post {post_id}"))
             count = self._comment_count(post)
             known = state.get(post_id)
+            gaps: list[_Gap] = [list(g) for g in known[4]] if known is not None and len(known) > 4 else []
             if known is None:
                 mentions.append(self._post_mention(page, source, post, edge))
-            elif known[0] == updated and known[1] == count:
+            elif known[0] == updated and known[1] == count and not gaps:
                 new_state[post_id] = known
                 continue
+            still_open = []
+            for gap in gaps:  # the backlog that earlier polls left
+                older, complete = self._new_comments(graph, post_id, gap[0], set(gap[1]), gap[2], set(gap[3]))
+                mentions.extend(self._comment_mention(page, source, c, post_id) for c, _ in older)
+                if not complete:
+                    still_open.append(self._narrow(gap, older, post_id))
+            gaps = still_open
             watermark, ids = (known[2], set(known[3])) if known is not None else (0, set())
             if known is not None or count != 0 or updated > created:
-                fresh = self._new_comments(graph, post_id, watermark, ids)
+                fresh, complete = self._new_comments(graph, post_id, watermark, ids)
                 mentions.extend(self._comment_mention(page, source, c, post_id) for c, _ in fresh)
+                if fresh and not complete:
+                    gaps.append(self._narrow([watermark, sorted(ids), fresh[0][1], []], fresh, post_id))
                 if fresh:
                     newest = max(t for _, t in fresh)
                     seen_then = {c["id"] for c, t in fresh if t == newest}
                     ids = seen_then | ids if newest == watermark else seen_then
                     watermark = newest
-            new_state[post_id] = [updated, count, watermark, sorted(ids)]
+            new_state[post_id] = [updated, count, watermark, sorted(ids)] + ([gaps] if gaps else [])
         return mentions, new_state
 
-    def _new_comments(self, graph: Any, post_id: str, watermark: int,
-                      ids: set[str]) -> list[tuple[dict[str, Any], int]]:
-        """Comments and replies of `post_id` at or after `watermark` not in `ids`, newest first, with their times."""
+    def _new_comments(self, graph: Any, post_id: str, watermark: int, ids: set[str], until: int | None = None,
+                      until_ids: Collection[str] = ()) -> tuple[list[tuple[dict[str, Any], int]], bool]:
+        """Comments and replies of `post_id` from second `watermark` (less `ids`) up to second `until`
+        (less `until_ids`), newest first, with their times; and whether that was all (not cut at MAX_PAGES)."""
         args: dict[str, Any] = {"fields": self.COMMENT_FIELDS, "filter": "stream", "order": "reverse_chronological",
                                 "limit": self.page_size}
         if watermark:
             args["since"] = watermark - 1  # inclusive or not, the watermark second is in
+        if until is not None:
+            args["until"] = until + 1  # and so is the top second
         fresh: list[tuple[dict[str, Any], int]] = []
-        for batch in self._pages(graph, post_id, "comments", args):
+        more = False
+        for batch, has_next in self._pages(graph, post_id, "comments", args):
+            more = has_next
             for comment in batch:
                 at = _epoch(comment.get("created_time"), f"comment {comment['id']}")
                 if at < watermark:
-                    return fresh
+                    return fresh, True
                 if at == watermark and comment["id"] in ids:
                     continue
+                if until is not None and (at > until or (at == until and comment["id"] in until_ids)):
+                    continue
                 fresh.append((comment, at))
-        return fresh
+        return fresh, not more
 
-    def _pages(self, graph: Any, object_id: str, edge: str, args: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-        """The `data` of each page of an edge, following `paging.next` as facebook-sdk does."""
+    def _narrow(self, gap: _Gap, read: list[tuple[dict[str, Any], int]], post_id: str) -> _Gap:
+        """The gap with its top moved down to the oldest comment just read (they come newest first)."""
+        if not read:  # pages of nothing new: the server ignored `until`; the next poll tries again
+            log.warning("Facebook: no progress on the comment backlog of %s", post_id)
+            return gap
+        oldest = read[-1][1]
+        below = {c["id"] for c, t in read if t == oldest}
+        log.info("Facebook: %s has comments beyond %d pages; the next polls read on below %s",
+                 post_id, self.MAX_PAGES, read[-1][0]["id"])
+        return [gap[0], gap[1], oldest, sorted(below | set(gap[3]) if oldest == gap[2] else below)]
+
+    def _pages(self, graph: Any, object_id: str, edge: str,
+               args: dict[str, Any]) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+        """The `data` of each page of an edge, following `paging.next` as facebook-sdk does, up to
+        MAX_PAGES pages; with each, whether a next page exists."""
         for _ in range(self.MAX_PAGES):
             answer = graph.get_connections(object_id, edge, **args)
             data = answer.get("data") if isinstance(answer, dict) else None
             if not isinstance(data, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str)
                                                      for i in data):
                 raise Transient(f"Facebook answered with a malformed page of {object_id}/{edge}")
-            yield data
             paging = answer.get("paging")
             next_url = paging.get("next") if isinstance(paging, dict) else None
+            yield data, isinstance(next_url, str) and bool(next_url)
             if not isinstance(next_url, str) or not next_url:
                 return
             args = {k: v[0] for k, v in parse_qs(urlsplit(next_url).query).items() if k != "access_token"}
-        log.warning("Facebook: stopped after %d pages of %s/%s; the rest is skipped", self.MAX_PAGES, object_id, edge)
 
     @staticmethod
     def _comment_count(post: dict[str, Any]) -> int:
@@ -289,8 +332,8 @@ class FacebookPlatform:
             return {}
         try:
             posts = json.loads(cursor)["p"]
-            if all(isinstance(k, str) and isinstance(v, list) and len(v) == 4 and isinstance(v[3], list)
-                   for k, v in posts.items()):
+            if all(isinstance(k, str) and isinstance(v, list) and len(v) in (4, 5) and isinstance(v[3], list)
+                   and all(_is_gap(g) for g in (v[4] if len(v) == 5 else [])) for k, v in posts.items()):
                 return dict(posts)
         except (ValueError, KeyError, TypeError, AttributeError):
             pass

@@ -449,3 +449,34 @@ def test_2000_comments_through_the_poller(emulator: GraphApiEmulator, clock: Any
         queued = session.scalar(select(func.count()).select_from(QueueItem))
     assert len(stored) == len(set(stored)) == len(expected) == 2040 and set(stored) == expected
     assert queued == 2000  # the page's own posts are history, not queue items
+
+
+def test_a_comment_backlog_beyond_the_page_cap_is_drained_without_a_gap(
+        emulator: GraphApiEmulator, clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FacebookPlatform, "MAX_PAGES", 3)
+    adapter = make_adapter(emulator, clock, page_size=10)  # 30 comments per listing
+    source = adapter.sources()[0]
+    post = old_post(emulator, clock, 2)
+
+    def comments(n: int, text: str) -> list[str]:
+        made = []
+        for i in range(n):
+            made.append(emulator.add_comment(post, CUSTOMER, f"{text} {i}"))
+            if i % 4 == 3:
+                clock.advance(seconds=1)  # four per second: page and cut boundaries fall inside a second
+        return made
+
+    early = comments(75, "outage")
+    first = adapter.fetch(source, None)
+    assert ids(first) == [post, *early[45:]]
+    later = comments(35, "still down")  # the first of them in the second of the newest comment read
+    second = adapter.fetch(source, first.next_cursor)  # on down the first backlog; a second one opens
+    # 30 read below the cut, of which the 3 already read in its second (early 45-47) are skipped
+    assert sorted(ids(second)) == sorted(early[18:45] + later[5:])
+    assert len(json.loads(second.next_cursor or "")["p"][post][4]) == 2
+    third = adapter.fetch(source, second.next_cursor)
+    assert sorted(ids(third)) == sorted(early[:18] + later[:5])
+    assert len(json.loads(third.next_cursor or "")["p"][post]) == 4  # no gap left
+    assert adapter.fetch(source, third.next_cursor).mentions == []
+    read = ids(first) + ids(second) + ids(third)
+    assert len(read) == len(set(read)) == 111
