@@ -201,6 +201,10 @@ class Config(Section):
     customers: CustomersConfig = Field(default_factory=CustomersConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
+    def timezones(self) -> dict[str, str]:
+        """Each brand's timezone, by brand name (the local day of a mention)."""
+        return {brand.name: brand.timezone for brand in self.brands}
+
     def brand(self, name: str) -> BrandConfig:
         for brand in self.brands:
             if brand.name == name:

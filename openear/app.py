@@ -188,7 +188,7 @@ class OpenEar:
 
         def retention_job() -> None:
             with self.sessions.begin() as session:
-                summary = apply_retention(session, self.clock(), self.config.retention)
+                summary = apply_retention(session, self.clock(), self.config.retention, self.config.timezones())
             log.info("retention applied: %s", summary)
 
         jobs.append(("propose_links", propose_job, 1800))

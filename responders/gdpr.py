@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date, datetime
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, cast, delete, func, or_, select, text
 from sqlalchemy.orm import Session
@@ -113,9 +115,12 @@ def _about(customer_id: int, author_ids: list[int], mention_ids: list[int], rela
     )
 
 
-def delete_mentions(session: Session, mention_ids: list[int]) -> dict[str, int]:
+def delete_mentions(session: Session, mention_ids: list[int],
+                    timezones: Mapping[str, str] | None = None) -> dict[str, int]:
     """Delete mentions with their replies, queue items, tags, notes and corrections, counting them first into
-    `erased_mention_stats` (day, brand, platform, sentiment, count, answered)."""
+    `erased_mention_stats` (day, brand, platform, sentiment, count, answered). The day is the brand's local
+    day (`timezones`, brand -> IANA name; UTC for a brand not in it), as the digest counts it."""
+    zones = {brand: ZoneInfo(name) for brand, name in (timezones or {}).items()}
     counts: Counter[str] = Counter()
     for start in range(0, len(mention_ids), CHUNK):
         chunk = mention_ids[start:start + CHUNK]
@@ -129,7 +134,9 @@ def delete_mentions(session: Session, mention_ids: list[int]) -> dict[str, int]:
                                           Mention.sentiment_label, Mention.is_own).where(Mention.id.in_(chunk))):
             if row.is_own:
                 continue
-            key = (row.created_at.date(), row.brand, row.platform, row.sentiment_label or "")
+            created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+            key = (created.astimezone(zones.get(row.brand, UTC)).date(), row.brand, row.platform,
+                   row.sentiment_label or "")
             stats[key] += 1
             answered_stats[key] += row.id in answered
         _add_stats(session, stats, answered_stats)
@@ -209,8 +216,10 @@ def _scrub(session: Session, needles: list[str]) -> int:
     return touched
 
 
-def erase_customer(session: Session, customer_id: int, actor: int | None, now: datetime) -> dict[str, int]:
-    """Delete the customer and everything about them; keep anonymous counts and one id-only audit event."""
+def erase_customer(session: Session, customer_id: int, actor: int | None, now: datetime,
+                   timezones: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Delete the customer and everything about them; keep anonymous counts (per local day of the brand,
+    `timezones`: `Config.timezones()`) and one id-only audit event."""
     customer = _require(session, customer_id)
     authors = list(session.scalars(select(Author).where(Author.customer_id == customer_id)))
     author_ids = [a.id for a in authors]
@@ -226,7 +235,7 @@ def erase_customer(session: Session, customer_id: int, actor: int | None, now: d
     mention_ids = [m.id for m in mentions] + own_ids
     queue_ids = [str(q) for q in session.scalars(select(QueueItem.id).where(QueueItem.mention_id.in_(mention_ids)))]
     reply_ids = [str(r) for r in session.scalars(select(Reply.id).where(Reply.mention_id.in_(mention_ids)))]
-    summary = delete_mentions(session, mention_ids)
+    summary = delete_mentions(session, mention_ids, timezones)
     summary["notes"] = summary.get("notes", 0) + (
         affected(session.execute(delete(Note).where(Note.customer_id == customer_id))))
     summary["link_proposals"] = affected(session.execute(delete(LinkProposal).where(or_(

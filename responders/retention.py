@@ -6,6 +6,7 @@ The daemon runs `apply_retention` once a day; deleted mentions leave only anonym
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, null, select, update
@@ -20,16 +21,18 @@ RETENTION = "retention"
 BATCH = 5000
 
 
-def apply_retention(session: Session, now: datetime, retention: RetentionConfig) -> dict[str, int]:
+def apply_retention(session: Session, now: datetime, retention: RetentionConfig,
+                    timezones: Mapping[str, str] | None = None) -> dict[str, int]:
     """Drop raw payloads older than raw_payload_days, mentions older than mention_days (with their queue items,
-    replies, tags, notes and corrections) and authors left without mentions or a customer."""
+    replies, tags, notes and corrections; counted per brand-local day, `timezones`) and authors left without
+    mentions or a customer."""
     raw_before = now - timedelta(days=retention.raw_payload_days)
     mention_before = now - timedelta(days=retention.mention_days)
     stale_raw = update(Mention).where(Mention.created_at < raw_before, Mention.raw.is_not(None)).values(raw=null())
     summary = {"raw_payloads": affected(session.execute(stale_raw.execution_options(synchronize_session=False)))}
     while ids := list(session.scalars(select(Mention.id).where(Mention.created_at < mention_before)
                                       .order_by(Mention.id).limit(BATCH))):
-        for name, count in delete_mentions(session, ids).items():
+        for name, count in delete_mentions(session, ids, timezones).items():
             summary[name] = summary.get(name, 0) + count
     orphans = list(session.scalars(select(Author.id).where(
         Author.customer_id.is_(None), Author.is_brand.is_(False),

@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
                 customer_id = resolve(session, ref, openear.clock(), create=False)
                 if not yes and not typer.confirm(f"Erase customer #{customer_id} and everything about them?"):
                     raise OpenearError("not erased")
-                summary = gdpr.erase_customer(session, customer_id, None, openear.clock())
+                summary = gdpr.erase_customer(session, customer_id, None, openear.clock(),
+                                               openear.config.timezones())
         except CustomerError as exc:
             raise OpenearError(str(exc)) from None
         typer.echo(f"erased customer #{customer_id}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))

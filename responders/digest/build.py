@@ -11,6 +11,9 @@ days are 23 or 25 hours long. Counts are inbound mentions only (`is_own` False).
 - per agent: distinct mentions answered by replies *sent* during the day.
 - loyal customers waiting: open negative queue items (created before the day's end) whose author or
   customer had earlier conversations (models.history).
+- erased mentions (GDPR erasure, retention) stay in the volume, sentiment, platform, complaint and
+  answered counts through their anonymous day counts (`erased_mention_stats`); they have no times,
+  so response times and waiting lists cannot include them, and an erased dismissal counts as unanswered.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from sqlalchemy.orm import Session
 from models.config import Config
 from models.domain import QueueState, ReplyState, SentimentLabel
 from models.history import histories_at
-from models.orm import Author, Customer, Mention, QueueItem, Reply, User
+from models.orm import Author, Customer, ErasedMentionStats, Mention, QueueItem, Reply, User
 
 LABELS = ("negative", "neutral", "positive", "unclassified")
 SERIES_DAYS = 8  # the day and the 7 before it (charts, trend)
@@ -155,6 +158,7 @@ class DigestData:
     answered_late: int
     agents: tuple[AgentCount, ...]
     loyal_waiting: tuple[WaitingItem, ...] = field(default_factory=tuple)
+    erased: int = 0  # of `volume`: mentions since erased, known only by their counts
 
     @property
     def empty(self) -> bool:
@@ -221,6 +225,20 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
         per_day[b][_label(label)] += count
         if b == len(days) - 1:
             per_platform.setdefault(platform, Counter())[_label(label)] += count
+    erased: Counter[str] = Counter()  # the day's erased mentions, complaints among them, and answered ones
+    for gone_day, platform, label, count, answered_count in session.execute(
+        select(ErasedMentionStats.day, ErasedMentionStats.platform, ErasedMentionStats.sentiment,
+               ErasedMentionStats.count, ErasedMentionStats.answered_count)
+        .where(ErasedMentionStats.brand == brand, ErasedMentionStats.day >= days[0], ErasedMentionStats.day <= day)
+    ).all():
+        b = days.index(gone_day)
+        per_day[b][_label(label)] += count
+        if b == len(days) - 1:
+            per_platform.setdefault(platform, Counter())[_label(label)] += count
+            erased["mentions"] += count
+            if label == SentimentLabel.NEGATIVE.value:
+                erased["complaints"] += count
+                erased["answered"] += answered_count
     series = tuple(DayCount(d.isoformat(), sum(c.values()), **{k: c[k] for k in LABELS})
                    for d, c in zip(days[-SERIES_DAYS:], per_day[-SERIES_DAYS:], strict=True))
     today = per_day[-1]
@@ -243,10 +261,11 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
     answered = or_(sent_reply, exists().where(QueueItem.mention_id == Mention.id,
                                               QueueItem.state == QueueState.ANSWERED.value))
     dismissed = exists().where(QueueItem.mention_id == Mention.id, QueueItem.state == QueueState.DISMISSED.value)
-    complaints, answered_n, dismissed_n = session.execute(
+    stored_complaints, stored_answered, dismissed_n = session.execute(
         select(func.count(), func.count(case((answered, 1))), func.count(case((and_(~answered, dismissed), 1))))
         .select_from(Mention).where(complaint)
     ).one()
+    complaints, answered_n = stored_complaints + erased["complaints"], stored_answered + erased["answered"]
     waiting_filter = and_(complaint, ~answered, ~dismissed, Mention.created_at <= now - sla)
     waiting_total = int(session.scalar(select(func.count()).select_from(Mention).where(waiting_filter)) or 0)
     waiting = tuple(
@@ -285,7 +304,7 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
         waiting_total=waiting_total, responded=len(delays),
         median_response_s=statistics.median(delays) if delays else None, p90_response_s=percentile(delays, 90),
         answered_late=sum(1 for d in delays if d > sla.total_seconds()), agents=agents,
-        loyal_waiting=loyal_waiting(session, brand, end, now, base),
+        loyal_waiting=loyal_waiting(session, brand, end, now, base), erased=erased["mentions"],
     )
 
 

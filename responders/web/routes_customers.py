@@ -170,7 +170,8 @@ def erase(request: Request, customer_id: int, confirm_id: str = Form(""), user: 
         flash(request, f"Not erased: type the customer id {customer_id} to confirm.", "error")
         return RedirectResponse(f"/customers/{customer_id}", status_code=303)
     try:
-        summary = gdpr.erase_customer(session, customer_id, user.id, web(request).clock())
+        summary = gdpr.erase_customer(session, customer_id, user.id, web(request).clock(),
+                                       web(request).config.timezones())
         session.commit()
     except CustomerError as exc:
         raise HTTPException(404, str(exc)) from None

@@ -110,3 +110,28 @@ def test_due_day_follows_the_digest_time() -> None:
     assert due_day(config, "Acme Mobile", datetime(2026, 11, 20, 6, 59, tzinfo=UTC)) == date(2026, 11, 18)
     # summer time: 08:00 Berlin is 06:00 UTC
     assert due_day(config, "Acme Mobile", datetime(2026, 7, 1, 6, 0, tzinfo=UTC)) == date(2026, 6, 30)
+
+
+def test_erased_mentions_keep_the_days_counts(sessions: sessionmaker[Session]) -> None:
+    """An erasure or retention leaves anonymous counts per brand-local day; the digest adds them back."""
+    from responders.gdpr import delete_mentions
+
+    config = digest_config()
+    with sessions.begin() as session:
+        ids = seed_day(session).ids
+    with sessions() as session:
+        before = [build_digest(session, config, "Acme Mobile", d, now=NOW) for d in (DAY, DAY + timedelta(days=1))]
+    # an answered complaint, an unanswered one at 23:30 Berlin, a Facebook post, and one at 00:30 Berlin
+    # the next day (the 19th in UTC): each must stay on its local day
+    gone = [ids[name] for name in ("m4", "m6", "m10", "next")]
+    with sessions.begin() as session:
+        assert delete_mentions(session, gone, config.timezones())["mentions"] == 4
+    with sessions() as session:
+        after = [build_digest(session, config, "Acme Mobile", d, now=NOW) for d in (DAY, DAY + timedelta(days=1))]
+    for old, new in zip(before, after, strict=True):
+        assert (new.volume, new.series, new.trends, new.platforms) == (old.volume, old.series, old.trends, old.platforms)
+        assert (new.complaints, new.answered_publicly, new.broadcast_only) == (
+            old.complaints, old.answered_publicly, old.broadcast_only)
+    assert (before[0].erased, after[0].erased, after[1].erased) == (0, 3, 1)
+    assert after[0].waiting_total == before[0].waiting_total - 1  # no times: not in the waiting list
+    assert "3 since erased" in render_digest(after[0]).text
