@@ -55,17 +55,35 @@ class FeedPost:
     gap_s: float = 1.0  # seconds since the previous post
 
 
+# Sixty first and fifty last names per language: same-name strangers occur about as often as in a
+# real audience of a few thousand, so link proposals stay mostly true pairs (tests/responders).
 _FIRST = {
     "en": ["Sarah", "James", "Emily", "Michael", "Olivia", "Daniel", "Chloe", "Ryan", "Priya", "Tom",
-           "Aisha", "Lucas", "Grace", "Omar", "Hannah", "Jack", "Mia", "Noah", "Zoe", "Liam"],
+           "Aisha", "Lucas", "Grace", "Omar", "Hannah", "Jack", "Mia", "Noah", "Zoe", "Liam",
+           "Amelia", "Ethan", "Isla", "Oliver", "Ava", "Harry", "Freya", "George", "Sophie", "Charlie",
+           "Ruby", "Oscar", "Ella", "Leo", "Lily", "Arthur", "Evie", "Henry", "Poppy", "Theo",
+           "Jasmine", "Samuel", "Maya", "Adam", "Layla", "Joseph", "Imogen", "Rohan", "Niamh", "Kofi",
+           "Megan", "Callum", "Fatima", "Connor", "Bethany", "Dylan", "Keisha", "Mateo", "Yuki", "Aaron"],
     "de": ["Jörg", "Anna", "Lukas", "Sophie", "Jürgen", "Lea", "Maximilian", "Katrin", "Björn",
-           "Leonie", "Stefan", "Märta", "Felix", "Sabine", "Tobias", "Jana", "Uwe", "Ayşe", "Finn", "Heike"],
+           "Leonie", "Stefan", "Märta", "Felix", "Sabine", "Tobias", "Jana", "Uwe", "Ayşe", "Finn", "Heike",
+           "Jonas", "Laura", "Paul", "Marie", "Elias", "Hanna", "Niklas", "Emma", "Moritz", "Lina",
+           "Florian", "Johanna", "Sebastian", "Clara", "Matthias", "Greta", "Andreas", "Frieda", "Kai", "Ida",
+           "Dieter", "Ute", "Thorsten", "Birgit", "Hans", "Renate", "Volker", "Petra", "Emre", "Elif",
+           "Malte", "Svenja", "Jannik", "Nele", "Fabian", "Carina", "Dominik", "Anja", "Till", "Zeynep"],
 }
 _LAST = {
     "en": ["Miller", "Smith", "Johnson", "Brown", "Patel", "Walker", "O'Neill", "Nguyen", "Clarke",
-           "Evans", "Khan", "Turner", "Hughes", "Wright", "Lee", "Murphy"],
+           "Evans", "Khan", "Turner", "Hughes", "Wright", "Lee", "Murphy", "Taylor", "Davies", "Wilson",
+           "Robinson", "Thompson", "White", "Edwards", "Green", "Hall", "Wood", "Harris", "Martin",
+           "Jackson", "Cooper", "Ward", "Morris", "King", "Baker", "Harrison", "Morgan", "Allen", "James",
+           "Scott", "Phillips", "Watson", "Davis", "Parker", "Bennett", "Young", "Price", "Mensah", "Okafor",
+           "Singh", "Fraser"],
     "de": ["Müller", "Schmidt", "Schneider", "Fischer", "Weiß", "Becker", "Schäfer", "Koch", "Wagner",
-           "Hoffmann", "Krüger", "Yılmaz", "Lehmann", "Groß", "Köhler", "Bauer"],
+           "Hoffmann", "Krüger", "Yılmaz", "Lehmann", "Groß", "Köhler", "Bauer", "Meyer", "Wolf",
+           "Schulz", "Neumann", "Schwarz", "Zimmermann", "Braun", "Hofmann", "Hartmann", "Lange", "Werner",
+           "Krause", "Meier", "Schmitz", "Schulze", "Maier", "Huber", "Kaiser", "Fuchs", "Peters", "Lang",
+           "Scholz", "Möller", "Weber", "Jung", "Hahn", "Vogel", "Keller", "Günther", "Frank", "Berger",
+           "Winkler", "Roth", "Kaya"],
 }
 _DECOR = ["", "", "", "", " 🌻", " 🚀", " ☕", " ⚽", " 🎧"]
 _SPAM_NAMES = ["Free Phones 4U", "Crypto Gains Daily", "Gewinnspiel Zentrale", "Deals Deals Deals",

@@ -172,7 +172,8 @@ def test_sandbox_cast_pairs_are_found_by_blocking(sessions: sessionmaker[Session
         s.flush()
         found = {_pair(p) for p in propose_links(s, T0)}
     assert len(found & truth) >= 0.9 * len(truth)
-    assert len(found - truth) <= len(truth)  # look-alikes (shared first names and initials) stay proposals
+    # look-alikes (same first name and last initial: 'Sarah M.') stay proposals, a few per hundred true pairs
+    assert len(found - truth) <= 0.25 * len(truth)
 
 
 def test_an_incremental_run_reads_only_the_blocks_of_new_authors(sessions: sessionmaker[Session],

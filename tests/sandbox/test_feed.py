@@ -53,7 +53,7 @@ def test_customer_pool_is_shareable() -> None:
     on_facebook = [c for c in pool if c.facebook_name]
     assert 0.3 < len(on_facebook) / len(pool) < 0.5
     assert any(c.is_spammer for c in pool) and all(c.followers >= 0 for c in pool)
-    assert max(c.followers for c in pool) > 10_000  # a few influential customers
+    assert sum(c.followers > 1_000 for c in pool) >= 3  # a few influential customers (Pareto tail)
     feed = FeedGenerator(0, customers=pool[:20])
     assert {p.author for p in feed.posts(200)} <= {c.handle for c in pool[:20]} | {SUPPORT_HANDLE}
 
