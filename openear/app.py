@@ -22,7 +22,7 @@ from models.config import Config
 from models.db import check_schema, make_engine, session_factory
 from models.domain import Platform
 from models.orm import utcnow
-from openear.memory import fix_mmap_threshold, limit_arenas, release_free_memory
+from openear.memory import limit_arenas, release_free_memory
 from responders.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,7 @@ class OpenEar:
 
     def build_daemon(self) -> Daemon:
         """The daemon with every job registered: polls, dispatch, claim expiry, digest, retention."""
-        fix_mmap_threshold()  # large buffers stay out of the heap (openear/memory.py)
-        limit_arenas()  # two heaps for all the daemon's threads
+        limit_arenas()  # two heaps for all the daemon's threads (openear/memory.py)
         daemon = Daemon(self.engine)
         schedule = self.config.schedule
         locks = NamedLocks(self.engine)

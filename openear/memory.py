@@ -4,11 +4,6 @@ not inflated by memory it has already freed.
 glibc keeps memory that Python and the native libraries (SQLite, torch) free inside its heaps for
 reuse; a mix of batch sizes leaves it fragmented, and RSS creeps up although nothing leaks.
 
-- `fix_mmap_threshold()` (once, at daemon start): glibc serves a large allocation with its own
-  mmap, returned to the OS on free, but raises that threshold to the size of every such block freed
-  (up to 32 MB), so torch's activation buffers of a few MB move into the heap after their first use
-  and fragment it. With a fixed 1 MB threshold the heap no longer grows for them (a free chunk
-  that is already large enough still serves one): about 150 MB less RSS in bench/soak.py.
 - `limit_arenas()` (once, at daemon start, before its threads start): glibc gives each thread
   that allocates while the others hold theirs a heap of its own, up to eight per core; the daemon's
   pollers, senders and torch's workers then leave free memory scattered over a dozen heaps that
@@ -17,6 +12,11 @@ reuse; a mix of batch sizes leaves it fragmented, and RSS creeps up although not
   (about 25 MB less).
 
 On other C libraries both are no-ops.
+
+Not done: fixing glibc's mmap threshold (`MALLOC_MMAP_THRESHOLD_=1048576` in the environment) keeps
+torch's activation buffers out of the heap and lowers the soak's RSS by about 150 MB, but every
+such buffer is then mapped and zero-filled anew: float32 classification ran 27 % slower (77 -> 56
+texts/s on two cores), enough to miss the soak's lag target. Set it where memory is scarcer than CPU.
 """
 
 from __future__ import annotations
@@ -38,16 +38,8 @@ def _libc_function(name: str, argtypes: list[type], restype: type) -> Callable[.
 
 _TRIM = _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 _MALLOPT = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
-M_MMAP_THRESHOLD = -3  # mallopt parameters (malloc.h)
-M_ARENA_MAX = -8
-MMAP_THRESHOLD = 1 << 20
+M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 ARENA_MAX = 2
-
-
-def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
-    """Serve every allocation of `size` bytes or more with its own mmap, for good (glibc's mallopt:
-    setting it turns the dynamic threshold off); whether it took effect."""
-    return _MALLOPT is not None and bool(_MALLOPT(M_MMAP_THRESHOLD, size))
 
 
 def limit_arenas(count: int = ARENA_MAX) -> bool:
