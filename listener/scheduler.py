@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, MetaData, Table, select
@@ -106,12 +107,24 @@ class SourceRunner:
             return None
 
 
+class _Scheduler(BackgroundScheduler):
+    """APScheduler 3's BackgroundScheduler, minus one more round of due jobs after `shutdown`: it marks
+    itself stopped, then waits for the running jobs, and a run falling due meanwhile went to the
+    shut-down executor ("cannot schedule new futures after shutdown", an error in the log)."""
+
+    def _process_jobs(self) -> float | None:
+        if self.state != STATE_RUNNING:
+            return None
+        wait: float | None = super()._process_jobs()
+        return wait
+
+
 class Daemon:
     """A thin owner of one APScheduler BackgroundScheduler and the jobs registered with it."""
 
     def __init__(self, engine: Engine, *, timezone: str = "UTC", workers: int = 4, misfire_grace: int = 60) -> None:
         self.engine = engine
-        self.scheduler = BackgroundScheduler(
+        self.scheduler = _Scheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
             executors={"default": ThreadPoolExecutor(workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": misfire_grace},

@@ -135,3 +135,27 @@ def test_daemon_runs_jobs_reschedules_through_the_job_store_and_survives_a_resta
         assert abs((schedule["poll:test"] - later).total_seconds()) < 1  # the retry_at survived the restart
     finally:
         restarted.shutdown()
+
+
+def test_shutdown_finishes_the_running_batch_and_submits_nothing_after(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    """A run falling due while the current batch finishes must not reach the shut-down executor."""
+    started, finished, quick_runs = threading.Event(), threading.Event(), []
+
+    def batch() -> None:
+        started.set()
+        time.sleep(1.5)
+        finished.set()
+
+    daemon = Daemon(engine)
+    daemon.add_interval("poll:slow", batch, seconds=3600)
+    daemon.add_interval("dispatch", lambda: quick_runs.append(1), seconds=0.2)
+    daemon.start()
+    assert started.wait(10)
+    caplog.clear()
+    daemon.shutdown(wait=True)
+    assert finished.is_set()  # the batch was finished, not cut
+    runs = len(quick_runs)
+    time.sleep(0.5)
+    assert len(quick_runs) == runs and runs > 0
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
