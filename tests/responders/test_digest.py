@@ -129,7 +129,8 @@ def test_erased_mentions_keep_the_days_counts(sessions: sessionmaker[Session]) -
     with sessions() as session:
         after = [build_digest(session, config, "Acme Mobile", d, now=NOW) for d in (DAY, DAY + timedelta(days=1))]
     for old, new in zip(before, after, strict=True):
-        assert (new.volume, new.series, new.trends, new.platforms) == (old.volume, old.series, old.trends, old.platforms)
+        assert (new.volume, new.series) == (old.volume, old.series)
+        assert (new.trends, new.platforms) == (old.trends, old.platforms)
         assert (new.complaints, new.answered_publicly, new.broadcast_only) == (
             old.complaints, old.answered_publicly, old.broadcast_only)
     assert (before[0].erased, after[0].erased, after[1].erased) == (0, 3, 1)
