@@ -24,9 +24,9 @@ post are found, nothing is read twice and equal timestamps cause neither misses 
 A post whose new comments run past MAX_PAGES pages keeps a gap `[bottom, ids, top, ids]` (a fifth
 element: the seconds and ids bounding what is still unread); the next polls read on downwards with
 `until` until it closes, as the X adapter drains a backlog. Posts that fell out of the look-back
-(or were deleted) leave the cursor. Any failure raises; the
-caller keeps the old cursor, so nothing is half-read. An unreadable cursor means a fresh start
-(the store deduplicates on (platform, external id)).
+(or were deleted) leave the cursor. Any failure raises; the caller keeps the old cursor, so nothing
+is half-read. An unreadable cursor means a fresh start (the store deduplicates on (platform,
+external id)).
 
 No SDK type leaves this module: fetch returns `MentionData`, errors are the `PlatformError` family of
 `listener.platforms.base`. Messages name the page and the config key to fix, never a token.
@@ -240,7 +240,7 @@ class FacebookPlatform:
             updated = max(created, _epoch(post.get("updated_time") or post["created_time"], f"post {post_id}"))
             count = self._comment_count(post)
             known = state.get(post_id)
-            gaps: list[_Gap] = [list(g) for g in known[4]] if known is not None and len(known) > 4 else []
+            gaps: list[_Gap] = known[4] if known is not None and len(known) > 4 else []  # _narrow copies
             if known is None:
                 mentions.append(self._post_mention(page, source, post, edge))
             elif known[0] == updated and known[1] == count and not gaps:
