@@ -4,7 +4,8 @@ The emulators run in this process and post `--rate` mentions per second (split b
 Facebook); `openear run --no-web` runs as a subprocess for `--minutes`. Reports sustained throughput,
 queue lag (platform creation time -> queue item created) p50/p95, and the daemon's RSS over time:
 growth after warm-up, growth over the second half and the least-squares slope after warm-up.
-Prints a table and writes JSON.
+Also reports the rate the emulators really offered (their live feeds keep a timetable) and how many
+mentions were stored. Prints a table and writes JSON.
 
     .venv/bin/python bench/soak.py --minutes 5 --rate 50
 """
@@ -64,7 +65,7 @@ def main() -> None:
                         "(slows the daemon) and the allocation sites that grew most")
     args = parser.parse_args()
 
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from models.db import make_engine, session_factory, upgrade
     from models.orm import Mention, QueueItem
@@ -95,6 +96,7 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
 """)
     x.start_live(args.rate * 0.7)
     fb.start_live(args.rate * 0.3)
+    live_since = time.monotonic()
     log = (work / "daemon.log").open("wb")
     env = {**os.environ}
     entry = ["-m", "openear.cli"]
@@ -115,6 +117,8 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
         samples.append((time.monotonic() - started, rss_mb(daemon.pid)))
     x.stop_live()
     fb.stop_live()
+    offered = x.live_ticks + fb.live_ticks
+    offered_per_s = offered / (time.monotonic() - live_since)
     time.sleep(args.interval + 5)  # let the last poll finish
     daemon.send_signal(signal.SIGTERM)
     daemon.wait(60)
@@ -125,14 +129,17 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
     with sessions() as session:
         rows = session.execute(select(Mention.created_at, QueueItem.created_at)
                                .join(QueueItem, QueueItem.mention_id == Mention.id)).all()
+        stored = session.scalar(select(func.count()).select_from(Mention)) or 0
     lags = [(queued - created).total_seconds() for created, queued in rows]
     elapsed = args.minutes * 60
     warm_after = args.warmup if args.warmup is not None else min(300.0, elapsed / 3)
     warm = [(t, mb) for t, mb in samples if t >= warm_after]
     half = [(t, mb) for t, mb in warm if t >= (warm_after + elapsed) / 2]
     result = {
-        "benchmark": "soak", "minutes": args.minutes, "offered_rate": args.rate, "poll_interval_s": args.interval,
-        "classifier": args.model, "queued": len(rows), "throughput_per_s": round(len(rows) / elapsed, 1),
+        "benchmark": "soak", "minutes": args.minutes, "rate_asked_per_s": args.rate, "poll_interval_s": args.interval,
+        "classifier": args.model, "offered": offered, "offered_per_s": round(offered_per_s, 1),
+        "stored": stored, "stored_per_s": round(stored / elapsed, 1),
+        "queued": len(rows), "throughput_per_s": round(len(rows) / elapsed, 1),
         "lag_p50_s": round(percentile(lags, 0.5), 2), "lag_p95_s": round(percentile(lags, 0.95), 2),
         "lag_target_s": args.interval + 5,
         "warmup_s": warm_after,

@@ -114,6 +114,8 @@ class GraphStore:
         self.pages: dict[str, Profile] = {}
         self.posts: dict[str, PostRecord] = {}
         self.comments: dict[str, CommentRecord] = {}
+        self._by_seq: list[PostRecord | CommentRecord] = []  # everything ever added, in seq order
+        self._feeds: dict[tuple[str, str], list[PostRecord]] = {}  # (page id, kind) -> posts by key
         self._people: dict[str, Profile] = {}  # by name
         self._feed_objects: dict[int, PostRecord | CommentRecord] = {}  # FeedPost.seq -> object
         self._spam_names = [c.display_name for c in self.customers if c.is_spammer] or ["Free Phones 4U"]
@@ -168,6 +170,8 @@ class GraphStore:
             at = self.clock() if created is None else created
             post = PostRecord(f"{owner}_{number}", number, page_id, profile, message, at, seq, kind, at)
             self.posts[post.id] = post
+            self._by_seq.append(post)
+            bisect.insort(self._feeds.setdefault((page_id, kind), []), post, key=lambda p: p.key)
             return post
 
     def add_comment(self, target_id: str, author: str | Profile, message: str, *, parent: str | None = None,
@@ -190,6 +194,7 @@ class GraphStore:
                 bisect.insort(top.replies, comment, key=lambda c: c.key)
             post.updated = max(post.updated, at)
             self.comments[comment.id] = comment
+            self._by_seq.append(comment)
             return comment
 
     def delete(self, object_id: str) -> bool:
@@ -213,7 +218,8 @@ class GraphStore:
     def feed_of(self, page_id: str, kinds: tuple[str, ...]) -> list[PostRecord]:
         """The page's posts of `kinds`, newest first."""
         with self.lock:
-            found = [p for p in self.posts.values() if p.page_id == page_id and p.kind in kinds and not p.deleted]
+            found = [p for kind in dict.fromkeys(kinds) for p in self._feeds.get((page_id, kind), ())
+                     if not p.deleted]
             return sorted(found, key=lambda p: p.key, reverse=True)
 
     def comments_of(self, node: PostRecord | CommentRecord, stream: bool) -> list[CommentRecord]:
@@ -249,9 +255,7 @@ class GraphStore:
             for post in posts:
                 at = min(now, at + post.gap_s) if spread else now
                 self._add_feed_post(post, at)
-            made: list[PostRecord | CommentRecord] = [p for p in self.posts.values() if p.seq > first_seq]
-            made.extend(c for c in self.comments.values() if c.seq > first_seq)
-            return sorted(made, key=lambda r: r.seq)
+            return self._by_seq[first_seq:]  # seq n sits at index n - 1
 
     def _next_feed_post(self) -> FeedPost:
         while True:
@@ -300,7 +304,10 @@ class GraphStore:
         return self.add_comment(post.id, author, text, created=at)
 
     def _page_posts(self, at: float) -> list[PostRecord]:
-        return [p for p in self.feed_of(self.page_id, ("page",))[::-1] if p.created > at - LOOKBACK_S]
+        """The page's own posts of the last 14 days before `at`, oldest first (the live feed's hot path)."""
+        posts = self._feeds.get((self.page_id, "page"), [])
+        start = bisect.bisect_right(posts, at - LOOKBACK_S, key=lambda p: p.created)
+        return [p for p in posts[start:] if not p.deleted]
 
 
 def _parent_gone(record: PostRecord | CommentRecord) -> bool:

@@ -23,6 +23,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -201,6 +202,7 @@ class EmulatorServer:
         self._stopping = threading.Event()
         self._live_stop = threading.Event()
         self._live_thread: threading.Thread | None = None
+        self.live_ticks = 0
         self.faults = FaultQueue()
         self.hooks: list[Hook] = []
         self.log: deque[tuple[str, str, dict[str, list[str]]]] = deque(maxlen=10_000)
@@ -225,15 +227,22 @@ class EmulatorServer:
         raise NotImplementedError
 
     def start_live(self, rate: float = 1.0) -> None:
-        """Call live_tick() `rate` times per second in a background thread until stop_live() or stop()."""
+        """Call live_tick() `rate` times per second in a background thread until stop_live() or stop().
+
+        Ticks keep to a fixed timetable (tick n at start + n / rate), so the time a tick takes does not
+        lower the rate: a late feed catches up. `live_ticks` counts the ticks made.
+        """
         if self._live_thread is not None:
             return
         self._live_stop.clear()
         interval = 1.0 / rate
 
         def run() -> None:
-            while not self._live_stop.wait(interval):
+            due = time.monotonic() + interval
+            while not self._live_stop.wait(max(0.0, due - time.monotonic())):
                 self.live_tick()
+                self.live_ticks += 1
+                due += interval
 
         self._live_thread = threading.Thread(target=run, name=f"{type(self).__name__}-live", daemon=True)
         self._live_thread.start()
