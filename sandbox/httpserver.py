@@ -192,6 +192,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class EmulatorServer:
     """A threaded HTTP server on 127.0.0.1 with a route table and fault injection."""
 
+    LIVE_CATCH_UP_S = 5.0  # the live feed makes up for at most this many seconds of missed ticks
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host, self._port = host, port
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
@@ -230,7 +232,8 @@ class EmulatorServer:
         """Call live_tick() `rate` times per second in a background thread until stop_live() or stop().
 
         Ticks keep to a fixed timetable (tick n at start + n / rate), so the time a tick takes does not
-        lower the rate: a late feed catches up. `live_ticks` counts the ticks made.
+        lower the rate: a late feed catches up, on at most `LIVE_CATCH_UP_S` of missed ticks (a laptop
+        waking from sleep gets no flood). `live_ticks` counts the ticks made.
         """
         if self._live_thread is not None:
             return
@@ -242,7 +245,7 @@ class EmulatorServer:
             while not self._live_stop.wait(max(0.0, due - time.monotonic())):
                 self.live_tick()
                 self.live_ticks += 1
-                due += interval
+                due = max(due + interval, time.monotonic() - self.LIVE_CATCH_UP_S)
 
         self._live_thread = threading.Thread(target=run, name=f"{type(self).__name__}-live", daemon=True)
         self._live_thread.start()

@@ -113,3 +113,13 @@ def test_the_live_feed_keeps_its_rate_when_a_tick_is_slow() -> None:
     # on the timetable, the ticks missed during the slow one follow at once (about 90 in all);
     # a feed that waits 1/rate after each tick would make about 50
     assert emu.made == emu.live_ticks and emu.made >= 70
+
+
+def test_the_live_feed_makes_up_for_a_few_seconds_at_most() -> None:
+    with SlowStart() as emu:
+        emu.LIVE_CATCH_UP_S = 0.1
+        emu.start_live(100)
+        time.sleep(0.9)
+        emu.stop_live()
+    # the 40 ticks due during the slow one are dropped but for 0.1 s of them: about 60 in all
+    assert 20 <= emu.made <= 75
