@@ -169,11 +169,28 @@ class DigestConfig(Section):
     smtp: SmtpConfig | None = None
 
 
+class LoginConfig(Section):
+    """Sign-in throttling: growing delays after a few failures, then a lockout a password cannot lift."""
+
+    free_failures: int = Field(default=3, ge=1, le=100, description="failures before delays begin")
+    max_failures: int = Field(default=10, ge=2, le=1000, description="failures per account before it is locked")
+    max_failures_per_address: int = Field(default=50, ge=2, le=100000,
+                                          description="failures from one client address before it is locked")
+    window_minutes: int = Field(default=15, ge=1, le=24 * 60, description="failures older than this are forgotten")
+    lockout_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60, description="how long a lock lasts")
+
+
 class WebConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     secret_key: SecretStr = Field(min_length=16)
     public_url: str | None = Field(default=None, description="base URL used in digest links")
+    session_idle_minutes: int = Field(default=120, ge=5, le=30 * 24 * 60,
+                                      description="a session unused for this long ends")
+    session_max_hours: int = Field(default=12, ge=1, le=90 * 24,
+                                   description="every session ends this long after sign-in")
+    max_body_kb: int = Field(default=256, ge=16, le=64 * 1024, description="larger request bodies are refused (413)")
+    login: LoginConfig = Field(default_factory=LoginConfig)
 
 
 class CustomersConfig(Section):

@@ -268,6 +268,36 @@ class PollCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table its hash, so a session can be ended."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(30))
+    client: Mapped[str | None] = mapped_column(String(100))
+
+    def __repr__(self) -> str:  # never show the token hash
+        return f"WebSession(id={self.id!r}, user_id={self.user_id!r}, ended_at={self.ended_at!r})"
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per account or client address (`account:<name>`, `address:<ip>`) and their lock."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+
+
 class AuditEvent(Base):
     """Who did what, when: claims, replies, dismissals, corrections, exports, erasures."""
 

@@ -13,6 +13,7 @@ from models.orm import AuditEvent, User
 
 # The actions the team's work produces (AuditEvent.action).
 LOGIN, LOGIN_FAILED, LOGOUT = "login", "login_failed", "logout"
+LOGIN_LOCKED, SESSIONS_END = "login_locked", "sessions_ended"
 CLAIM, RELEASE, REASSIGN, EXPIRE = "claim", "release", "reassign", "claim_expired"
 REPLY, RETRY, DISMISS = "reply", "reply_retry", "dismiss"
 CORRECT, NOTE, TAG, UNTAG = "sentiment_correction", "note", "tag", "untag"
@@ -21,8 +22,9 @@ SAVED_REPLY_CREATE, SAVED_REPLY_UPDATE = "saved_reply_create", "saved_reply_upda
 SAVED_REPLY_DELETE = "saved_reply_delete"
 
 ACTIONS = (
-    LOGIN, LOGIN_FAILED, LOGOUT, CLAIM, RELEASE, REASSIGN, EXPIRE, REPLY, RETRY, DISMISS, CORRECT, NOTE, TAG,
-    UNTAG, USER_CREATE, USER_UPDATE, SAVED_REPLY_CREATE, SAVED_REPLY_UPDATE, SAVED_REPLY_DELETE,
+    LOGIN, LOGIN_FAILED, LOGIN_LOCKED, LOGOUT, SESSIONS_END, CLAIM, RELEASE, REASSIGN, EXPIRE, REPLY, RETRY,
+    DISMISS, CORRECT, NOTE, TAG, UNTAG, USER_CREATE, USER_UPDATE, SAVED_REPLY_CREATE, SAVED_REPLY_UPDATE,
+    SAVED_REPLY_DELETE,
 )
 
 

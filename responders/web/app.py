@@ -26,7 +26,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from models.config import Config
 from models.orm import utcnow
 from responders.web import filters
-from responders.web.deps import SESSION_HOURS, LoginRequired, WebContext, render
+from responders.web.deps import LoginRequired, WebContext, render
 
 HERE = Path(__file__).parent
 CSP = (
@@ -88,7 +88,7 @@ def create_app(
         SessionMiddleware,
         secret_key=config.web.secret_key.get_secret_value(),
         session_cookie="openear_session",
-        max_age=SESSION_HOURS * 3600,
+        max_age=config.web.session_max_hours * 3600,
         same_site="lax",
         https_only=secure_cookies,
     )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,11 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.config import Config
 from models.domain import Role
 from models.orm import User
+from responders import sessions as web_sessions
 from responders.auth import has_role
+from responders.sessions import Lifetimes
+from responders.throttle import LoginThrottler
 
 log = logging.getLogger(__name__)
 
-SESSION_HOURS = 12
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -37,6 +38,14 @@ class WebContext:
     clock: Callable[[], datetime]
     on_reply_queued: Callable[[int], None] | None
     templates: Jinja2Templates
+    throttler: LoginThrottler = field(init=False)
+    lifetimes: Lifetimes = field(init=False)
+
+    def __post_init__(self) -> None:
+        web_config = self.config.web
+        self.throttler = LoginThrottler(web_config.login)
+        self.lifetimes = Lifetimes(idle=timedelta(minutes=web_config.session_idle_minutes),
+                                   absolute=timedelta(hours=web_config.session_max_hours))
 
     def notify_reply(self, reply_id: int) -> None:
         """Tell the dispatcher a reply is queued; without a hook (or if it fails) the reply stays queued."""
@@ -61,11 +70,6 @@ def db(request: Request) -> Iterator[Session]:
     """A session for reading; writes use `ctx.sessions.begin()` so each action is one transaction."""
     with web(request).sessions() as session:
         yield session
-
-
-def password_fingerprint(user: User) -> str:
-    """Changes when the password does: a password change ends the other sessions."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 
 def csrf_token(request: Request) -> str:
@@ -93,30 +97,30 @@ async def check_csrf(request: Request) -> None:
         raise HTTPException(403, "The form's security token is missing or out of date. Reload the page and try again.")
 
 
-def sign_in(request: Request, user: User, now: datetime) -> None:
-    """A fresh session for `user` (no fixation: everything from before login is dropped)."""
+def client_address(request: Request) -> str | None:
+    """The peer's address as the server sees it (behind a proxy: uvicorn's --proxy-headers set it)."""
+    return request.client.host if request.client else None
+
+
+def sign_in(request: Request, session: Session, user: User, now: datetime) -> None:
+    """A fresh server-side session for `user` (no fixation: everything from before login is dropped)."""
+    token, _row = web_sessions.open_session(session, user, now=now, client=client_address(request))
     request.session.clear()
-    request.session.update({"uid": user.id, "pw": password_fingerprint(user), "at": now.isoformat(),
-                            "csrf": secrets.token_urlsafe(32)})
+    request.session.update({"sid": token, "csrf": secrets.token_urlsafe(32)})
 
 
 def current_user(request: Request, session: Session = Depends(db)) -> User:
-    """The signed-in, active user; otherwise LoginRequired."""
-    uid = request.session.get("uid")
-    if not isinstance(uid, int):
-        raise LoginRequired()
-    user = session.get(User, uid)
-    at = request.session.get("at")
-    now = web(request).clock()
-    try:
-        fresh = isinstance(at, str) and now - datetime.fromisoformat(at) < timedelta(hours=SESSION_HOURS)
-    except ValueError:
-        fresh = False
-    if user is None or not user.active or not fresh or request.session.get("pw") != password_fingerprint(user):
+    """The signed-in, active user of a live server-side session; otherwise LoginRequired."""
+    ctx = web(request)
+    found = web_sessions.resolve(session, request.session.get("sid"), now=ctx.clock(), lifetimes=ctx.lifetimes)
+    if found is None:
         request.session.clear()
         raise LoginRequired()
+    web_session, user = found
+    session.commit()  # the touch of last_seen_at, if any
     session.expunge(user)
     request.state.user = user
+    request.state.web_session_id = web_session.id
     return user
 
 
@@ -137,7 +141,8 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
     request.session["flash"] = messages
 
 
-def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200,
+           headers: dict[str, str] | None = None) -> HTMLResponse:
     """A page with the shared context: user, CSRF token, flash messages, the app clock's now."""
     ctx = web(request)
     user = getattr(request.state, "user", None)
@@ -150,4 +155,5 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
         "is_manager": user is not None and has_role(user, Role.MANAGER),
         "is_admin": user is not None and has_role(user, Role.ADMIN),
     }
-    return ctx.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+    return ctx.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code,
+                                          headers=headers)

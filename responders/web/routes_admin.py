@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 from models.domain import Role
 from models.orm import User
 from responders import audit, queue
-from responders.auth import UserError, create_user, list_users, update_user
+from responders.auth import UserError, create_user, list_users, sign_out_everywhere, update_user
 from responders.history import team_report
 from responders.queue import QueueError
+from responders.sessions import live_counts
 from responders.web.deps import check_csrf, db, flash, render, require, web
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
@@ -51,8 +52,10 @@ def reports_page(request: Request, user: User = Depends(manager), session: Sessi
 
 
 def _users_page(request: Request, session: Session, error: str | None = None, status_code: int = 200) -> Response:
+    ctx = web(request)
+    live = live_counts(session, now=ctx.clock(), lifetimes=ctx.lifetimes)
     return render(request, "admin_users.html", {"users": list_users(session), "roles": [r.value for r in Role],
-                                                "error": error}, status_code=status_code)
+                                                "live": live, "error": error}, status_code=status_code)
 
 
 @router.get("/admin/users")
@@ -79,12 +82,30 @@ def users_update(request: Request, user_id: int, role: str | None = Form(None), 
                  session: Session = Depends(db)) -> Response:
     try:
         changed = update_user(session, user_id, now=web(request).clock(), actor_id=user.id, role=role or None,
-                              active=None if active is None else active == "1", password=password or None)
+                              active=None if active is None else active == "1", password=password or None,
+                              keep_session=request.state.web_session_id)
         session.commit()
     except UserError as exc:
         session.rollback()
         return _users_page(request, session, str(exc), 422)
     flash(request, f"User {changed.username} updated.")
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/sign-out")
+def users_sign_out(request: Request, user_id: int, user: User = Depends(admin),
+                   session: Session = Depends(db)) -> Response:
+    """Sign a user out everywhere: every session of theirs ends now (an admin's own included)."""
+    try:
+        ended = sign_out_everywhere(session, user_id, now=web(request).clock(), actor_id=user.id)
+        session.commit()
+    except UserError as exc:
+        session.rollback()
+        return _users_page(request, session, str(exc), 404)
+    if user_id == user.id:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+    flash(request, f"{ended} session(s) ended.")
     return RedirectResponse("/admin/users", status_code=303)
 
 
