@@ -89,7 +89,7 @@ def ops_router(sessions: sessionmaker[Session], engine: Engine,
     registry = CollectorRegistry()
     registry.register(QueueCollector(sessions, clock))
 
-    @router.get("/healthz")
+    @router.api_route("/healthz", methods=["GET", "HEAD"])
     def healthz() -> Response:
         try:
             with engine.connect() as connection:
@@ -98,7 +98,7 @@ def ops_router(sessions: sessionmaker[Session], engine: Engine,
             return JSONResponse({"status": "unhealthy", "database": redact(str(exc).splitlines()[0])}, 503)
         return JSONResponse({"status": "ok"})
 
-    @router.get("/status")
+    @router.api_route("/status", methods=["GET", "HEAD"])
     def status() -> Response:
         sources = source_status(sessions, engine, clock())
         overall = "ok" if all(s["healthy"] for s in sources) else "degraded"

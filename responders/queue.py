@@ -52,6 +52,7 @@ __all__ = [
 PLATFORM_LIMITS = {"x": 280, "facebook": 8000}
 DISMISS_REASONS = {"spam": "spam", "not_relevant": "not relevant", "no_answer_needed": "no answer needed"}
 NOTE_MAX = 5000
+CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # tab/newline allowed
 TAG_RE = re.compile(r"^[\w][\w .:/+-]{0,59}$")
 
 
@@ -257,10 +258,15 @@ def dismiss(
 
 
 def check_reply_text(platform: str, text: str) -> str:
-    """The reply text as it will be sent; raises Invalid when it is empty or over the platform limit."""
+    """The reply text as it will be sent; raises Invalid when it is empty, holds control characters or
+    unpaired surrogates, or is over the platform limit."""
     text = text.replace("\r\n", "\n").strip()
     if not text:
         raise Invalid("the reply is empty")
+    bad = CONTROL_RE.search(text)
+    if bad:
+        raise Invalid(f"the reply holds a control character (U+{ord(bad.group()):04X}) at position "
+                      f"{bad.start() + 1}; remove it and send again")
     limit = PLATFORM_LIMITS.get(platform, 8000)
     if len(text) > limit:
         raise Invalid(f"the reply has {len(text)} characters; {platform} allows {limit}")
@@ -371,11 +377,15 @@ def add_tag(session: Session, mention_id: int, user: User, tag: str, *, now: dat
     return tag
 
 
-def remove_tag(session: Session, mention_id: int, user: User, tag: str, *, now: datetime) -> None:
+def remove_tag(session: Session, mention_id: int, user: User, tag: str, *, now: datetime) -> str:
+    """Remove a tag (validated like `add_tag`; NotFound for a missing mention); returns the normalised tag."""
+    tag = normalize_tag(tag)
+    _mention(session, mention_id)
     row = session.scalar(select(MentionTag).where(MentionTag.mention_id == mention_id, MentionTag.tag == tag))
     if row is not None:
         session.delete(row)
         audit.record(session, audit.UNTAG, "mention", mention_id, user_id=user.id, at=now, detail={"tag": tag})
+    return tag
 
 
 # --------------------------------------------------------------------------- saved replies

@@ -8,7 +8,7 @@ small own scripts for live updates. More routers (health, metrics) can be added 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -27,6 +27,7 @@ from models.config import Config
 from models.orm import utcnow
 from responders.web import filters
 from responders.web.deps import LoginRequired, WebContext, render
+from responders.web.guard import EdgeGuard
 
 HERE = Path(__file__).parent
 CSP = (
@@ -93,14 +94,9 @@ def create_app(
         https_only=secure_cookies,
     )
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    # Added last, so outermost: validation, body limit, last-resort 500, headers on every response.
+    app.add_middleware(EdgeGuard, max_body=config.web.max_body_kb * 1024, headers=SECURITY_HEADERS,
+                       hsts=(config.web.public_url or "").startswith("https://"))
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired) -> Response:
@@ -123,6 +119,14 @@ def create_app(
             return JSONResponse({"error": "invalid request"}, status_code=422)
         return _error_page(request, 422, "Some of the form's fields are missing or invalid.")
 
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, _exc: Exception) -> Response:
+        message = "A number in the request is out of range."
+        if _wants_json(request):
+            return JSONResponse({"error": message}, status_code=400)
+        return _error_page(request, 400, message)
+
     @app.exception_handler(IntegrityError)
     async def integrity_error(request: Request, _exc: IntegrityError) -> Response:
         return _error_page(request, 409, "Someone else changed this at the same moment. Reload and try again.")
@@ -133,7 +137,7 @@ def create_app(
     return app
 
 
-TITLES = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Invalid input"}
+TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Invalid input"}
 
 
 def _error_page(request: Request, status: int, message: str) -> HTMLResponse:

@@ -8,9 +8,10 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,10 @@ from responders.sessions import Lifetimes
 from responders.throttle import LoginThrottler
 
 log = logging.getLogger(__name__)
+
+MAX_ID = 2**63 - 1  # the largest id both databases store (BIGINT)
+DbId = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id")]
+FormId = Annotated[int, Form(ge=1, le=MAX_ID, description="a row id")]
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -85,6 +90,7 @@ async def check_csrf(request: Request) -> None:
     """Every state-changing request carries the session's token (form field or X-CSRF-Token header)."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
+    check_origin(request)
     expected = request.session.get("csrf")
     sent: Any = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
@@ -95,6 +101,33 @@ async def check_csrf(request: Request) -> None:
         expected.encode(), sent.encode()
     ):
         raise HTTPException(403, "The form's security token is missing or out of date. Reload the page and try again.")
+
+
+def check_origin(request: Request) -> None:
+    """Second CSRF layer: a state-changing request's Origin (else Referer), when sent, is this site.
+
+    "This site" is the Host the request was sent to, or the origin of web.public_url (behind a proxy).
+    """
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if sent is None:
+        return
+    parts = urlsplit(sent)
+    public = urlsplit(web(request).config.web.public_url or "")
+    same_host = bool(parts.netloc) and parts.netloc.lower() == request.headers.get("host", "").lower()
+    same_public = bool(public.netloc) and (parts.scheme, parts.netloc.lower()) == (public.scheme,
+                                                                                 public.netloc.lower())
+    if not (same_host or same_public):
+        log.warning("refused a %s to %s from foreign origin %.100r", request.method, request.url.path, sent)
+        raise HTTPException(403, "This form was sent from another site. Open openear directly and try again.")
+
+
+def query_int(value: str | None, default: int, low: int = 0, high: int = MAX_ID) -> int:
+    """An integer query parameter, clamped to [low, high]; `default` when missing or not a number."""
+    try:
+        number = int(value) if value else default
+    except ValueError:
+        return default
+    return min(max(number, low), high)
 
 
 def client_address(request: Request) -> str | None:

@@ -13,7 +13,7 @@ from responders.auth import UserError, create_user, list_users, sign_out_everywh
 from responders.history import team_report
 from responders.queue import QueueError
 from responders.sessions import live_counts
-from responders.web.deps import check_csrf, db, flash, render, require, web
+from responders.web.deps import DbId, check_csrf, db, flash, query_int, render, require, web
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 manager = require(Role.MANAGER)
@@ -24,11 +24,8 @@ admin = require(Role.ADMIN)
 def audit_page(request: Request, user: User = Depends(manager), session: Session = Depends(db)) -> Response:
     p = request.query_params
     action = p.get("action") if p.get("action") in audit.ACTIONS else None
-    try:
-        page = max(int(p.get("page") or 1), 1)
-        user_id = int(p["user"]) if p.get("user") else None
-    except ValueError:
-        page, user_id = 1, None
+    page = query_int(p.get("page"), 1, 1, 100_000)
+    user_id = query_int(p.get("user"), 0) or None
     events = audit.list_events(session, action=action, user_id=user_id, object_type=p.get("type") or None,
                                object_id=p.get("id") or None, page=page)
     params = {k: v for k, v in (("action", action), ("user", p.get("user")), ("type", p.get("type")),
@@ -40,10 +37,7 @@ def audit_page(request: Request, user: User = Depends(manager), session: Session
 @router.get("/reports")
 def reports_page(request: Request, user: User = Depends(manager), session: Session = Depends(db)) -> Response:
     ctx = web(request)
-    try:
-        days = min(max(int(request.query_params.get("days") or 7), 1), 90)
-    except ValueError:
-        days = 7
+    days = query_int(request.query_params.get("days"), 7, 1, 90)
     report = team_report(session, now=ctx.clock(), days=days, sla_hours=ctx.config.queue.sla_hours)
     return render(request, "reports.html", {"report": report, "days": days})
 
@@ -77,7 +71,7 @@ def users_create(request: Request, username: str = Form(""), password: str = For
 
 
 @router.post("/admin/users/{user_id}")
-def users_update(request: Request, user_id: int, role: str | None = Form(None), active: str | None = Form(None),
+def users_update(request: Request, user_id: DbId, role: str | None = Form(None), active: str | None = Form(None),
                  password: str | None = Form(None), user: User = Depends(admin),
                  session: Session = Depends(db)) -> Response:
     try:
@@ -93,7 +87,7 @@ def users_update(request: Request, user_id: int, role: str | None = Form(None), 
 
 
 @router.post("/admin/users/{user_id}/sign-out")
-def users_sign_out(request: Request, user_id: int, user: User = Depends(admin),
+def users_sign_out(request: Request, user_id: DbId, user: User = Depends(admin),
                    session: Session = Depends(db)) -> Response:
     """Sign a user out everywhere: every session of theirs ends now (an admin's own included)."""
     try:
@@ -133,7 +127,7 @@ def saved_create(request: Request, name: str = Form(""), text: str = Form(""), l
 
 
 @router.post("/admin/saved-replies/{saved_id}")
-def saved_update(request: Request, saved_id: int, name: str = Form(""), text: str = Form(""),
+def saved_update(request: Request, saved_id: DbId, name: str = Form(""), text: str = Form(""),
                  language: str = Form(""), user: User = Depends(admin), session: Session = Depends(db)) -> Response:
     return _saved_save(request, session, user, saved_id, name, text, language)
 
@@ -152,7 +146,7 @@ def _saved_save(request: Request, session: Session, user: User, saved_id: int | 
 
 
 @router.post("/admin/saved-replies/{saved_id}/delete")
-def saved_delete(request: Request, saved_id: int, user: User = Depends(admin),
+def saved_delete(request: Request, saved_id: DbId, user: User = Depends(admin),
                  session: Session = Depends(db)) -> Response:
     try:
         queue.delete_saved_reply(session, user, saved_id, now=web(request).clock())

@@ -16,7 +16,7 @@ from models.orm import Author, LinkProposal, User
 from responders import customers, gdpr
 from responders.customer_view import customer_overview, search
 from responders.customers import PROPOSED, CustomerError
-from responders.web.deps import check_csrf, current_user, db, flash, render, require, web
+from responders.web.deps import DbId, FormId, check_csrf, current_user, db, flash, render, require, web
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -48,7 +48,7 @@ def _act(request: Request, session: Session, user: User, action: Callable[[], in
 
 
 @router.post("/customers/proposals/{proposal_id}/confirm")
-def confirm(request: Request, proposal_id: int, user: User = Depends(current_user),
+def confirm(request: Request, proposal_id: DbId, user: User = Depends(current_user),
             session: Session = Depends(db)) -> Response:
     ctx = web(request)
 
@@ -62,7 +62,7 @@ def confirm(request: Request, proposal_id: int, user: User = Depends(current_use
 
 
 @router.post("/customers/proposals/{proposal_id}/reject")
-def reject(request: Request, proposal_id: int, back: str = Form("/customers"), user: User = Depends(current_user),
+def reject(request: Request, proposal_id: DbId, back: str = Form("/customers"), user: User = Depends(current_user),
            session: Session = Depends(db)) -> Response:
     def action() -> None:
         customers.reject(session, proposal_id, user.id, web(request).clock())
@@ -73,7 +73,7 @@ def reject(request: Request, proposal_id: int, back: str = Form("/customers"), u
 
 
 @router.post("/customers/for-author/{author_id}")
-def for_author(request: Request, author_id: int, user: User = Depends(current_user),
+def for_author(request: Request, author_id: DbId, user: User = Depends(current_user),
                session: Session = Depends(db)) -> Response:
     """Open (creating if needed) the customer of an unlinked author."""
     return _act(request, session, user, lambda: customers.customer_of(session, author_id, web(request).clock(),
@@ -81,7 +81,7 @@ def for_author(request: Request, author_id: int, user: User = Depends(current_us
 
 
 @router.get("/customers/{customer_id}")
-def show(request: Request, customer_id: int, user: User = Depends(current_user),
+def show(request: Request, customer_id: DbId, user: User = Depends(current_user),
          session: Session = Depends(db)) -> Response:
     overview = customer_overview(session, customer_id)
     if overview is None:
@@ -91,7 +91,7 @@ def show(request: Request, customer_id: int, user: User = Depends(current_user),
 
 
 @router.post("/customers/{customer_id}/link")
-def link(request: Request, customer_id: int, author_id: int = Form(...), user: User = Depends(current_user),
+def link(request: Request, customer_id: DbId, author_id: FormId, user: User = Depends(current_user),
          session: Session = Depends(db)) -> Response:
     ctx = web(request)
 
@@ -105,7 +105,7 @@ def link(request: Request, customer_id: int, author_id: int = Form(...), user: U
 
 
 @router.post("/customers/{customer_id}/unlink")
-def unlink(request: Request, customer_id: int, author_id: int = Form(...), user: User = Depends(current_user),
+def unlink(request: Request, customer_id: DbId, author_id: FormId, user: User = Depends(current_user),
            session: Session = Depends(db)) -> Response:
     def action() -> int:
         customers.unlink_author(session, author_id, user.id, web(request).clock())
@@ -116,7 +116,7 @@ def unlink(request: Request, customer_id: int, author_id: int = Form(...), user:
 
 
 @router.post("/customers/{customer_id}/merge")
-def merge(request: Request, customer_id: int, other_id: int = Form(...), user: User = Depends(current_user),
+def merge(request: Request, customer_id: DbId, other_id: FormId, user: User = Depends(current_user),
           session: Session = Depends(db)) -> Response:
     ctx = web(request)
 
@@ -130,7 +130,7 @@ def merge(request: Request, customer_id: int, other_id: int = Form(...), user: U
 
 
 @router.post("/customers/{customer_id}/notes")
-def note(request: Request, customer_id: int, text: str = Form(""), user: User = Depends(current_user),
+def note(request: Request, customer_id: DbId, text: str = Form(""), user: User = Depends(current_user),
          session: Session = Depends(db)) -> Response:
     def action() -> int:
         customers.add_note(session, customer_id, text, user.id, web(request).clock())
@@ -141,7 +141,7 @@ def note(request: Request, customer_id: int, text: str = Form(""), user: User = 
 
 
 @router.post("/customers/{customer_id}/tags")
-def tags(request: Request, customer_id: int, tags: str = Form(""), user: User = Depends(current_user),
+def tags(request: Request, customer_id: DbId, tags: str = Form(""), user: User = Depends(current_user),
          session: Session = Depends(db)) -> Response:
     def action() -> int:
         customers.set_tags(session, customer_id, tags.split(","), user.id, web(request).clock())
@@ -152,7 +152,7 @@ def tags(request: Request, customer_id: int, tags: str = Form(""), user: User = 
 
 
 @router.post("/customers/{customer_id}/export")
-def export(request: Request, customer_id: int, user: User = Depends(require(Role.ADMIN)),
+def export(request: Request, customer_id: DbId, user: User = Depends(require(Role.ADMIN)),
            session: Session = Depends(db)) -> Response:
     try:
         data = gdpr.export_customer(session, customer_id, actor=user.id, now=web(request).clock())
@@ -164,7 +164,7 @@ def export(request: Request, customer_id: int, user: User = Depends(require(Role
 
 
 @router.post("/customers/{customer_id}/erase")
-def erase(request: Request, customer_id: int, confirm_id: str = Form(""), user: User = Depends(require(Role.ADMIN)),
+def erase(request: Request, customer_id: DbId, confirm_id: str = Form(""), user: User = Depends(require(Role.ADMIN)),
           session: Session = Depends(db)) -> Response:
     if confirm_id.strip() != str(customer_id):
         flash(request, f"Not erased: type the customer id {customer_id} to confirm.", "error")

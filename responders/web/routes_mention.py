@@ -28,7 +28,7 @@ from responders.queue import (
     item_for_mention,
 )
 from responders.queue_list import OPEN_STATES, live_reasons
-from responders.web.deps import check_csrf, current_user, db, flash, render, web
+from responders.web.deps import DbId, FormId, check_csrf, current_user, db, flash, render, web
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -89,7 +89,7 @@ def mention_page(
 
 
 @router.get("/mentions/{mention_id}")
-def show(request: Request, mention_id: int, user: User = Depends(current_user),
+def show(request: Request, mention_id: DbId, user: User = Depends(current_user),
          session: Session = Depends(db)) -> Response:
     return mention_page(request, session, user, mention_id)
 
@@ -115,7 +115,7 @@ def _item_id(session: Session, mention_id: int) -> int:
 
 
 @router.post("/mentions/{mention_id}/claim")
-def claim(request: Request, mention_id: int, user: User = Depends(current_user),
+def claim(request: Request, mention_id: DbId, user: User = Depends(current_user),
           session: Session = Depends(db)) -> Response:
     ctx = web(request)
 
@@ -128,7 +128,7 @@ def claim(request: Request, mention_id: int, user: User = Depends(current_user),
 
 
 @router.post("/mentions/{mention_id}/release")
-def release(request: Request, mention_id: int, user: User = Depends(current_user),
+def release(request: Request, mention_id: DbId, user: User = Depends(current_user),
             session: Session = Depends(db)) -> Response:
     def action() -> str:
         queue.release(session, _item_id(session, mention_id), user, now=web(request).clock())
@@ -138,7 +138,7 @@ def release(request: Request, mention_id: int, user: User = Depends(current_user
 
 
 @router.post("/mentions/{mention_id}/reassign")
-def reassign(request: Request, mention_id: int, user_id: int = Form(...), user: User = Depends(current_user),
+def reassign(request: Request, mention_id: DbId, user_id: FormId, user: User = Depends(current_user),
              session: Session = Depends(db)) -> Response:
     def action() -> str:
         item = queue.reassign(session, _item_id(session, mention_id), user, user_id, now=web(request).clock())
@@ -149,7 +149,7 @@ def reassign(request: Request, mention_id: int, user_id: int = Form(...), user: 
 
 
 @router.post("/mentions/{mention_id}/reply")
-def reply(request: Request, mention_id: int, text: str = Form(""), user: User = Depends(current_user),
+def reply(request: Request, mention_id: DbId, text: str = Form(""), user: User = Depends(current_user),
           session: Session = Depends(db)) -> Response:
     ctx = web(request)
     queued: list[int] = []
@@ -168,7 +168,7 @@ def reply(request: Request, mention_id: int, text: str = Form(""), user: User = 
 
 
 @router.post("/mentions/{mention_id}/dismiss")
-def dismiss(request: Request, mention_id: int, reason: str = Form(""), user: User = Depends(current_user),
+def dismiss(request: Request, mention_id: DbId, reason: str = Form(""), user: User = Depends(current_user),
             session: Session = Depends(db)) -> Response:
     ctx = web(request)
 
@@ -181,7 +181,7 @@ def dismiss(request: Request, mention_id: int, reason: str = Form(""), user: Use
 
 
 @router.post("/mentions/{mention_id}/sentiment")
-def correct(request: Request, mention_id: int, label: str = Form(""), user: User = Depends(current_user),
+def correct(request: Request, mention_id: DbId, label: str = Form(""), user: User = Depends(current_user),
             session: Session = Depends(db)) -> Response:
     def action() -> str:
         queue.correct_sentiment(session, mention_id, user, label, now=web(request).clock())
@@ -198,7 +198,7 @@ def _renew(request: Request, session: Session, user: User, mention_id: int) -> N
 
 
 @router.post("/mentions/{mention_id}/notes")
-def add_note(request: Request, mention_id: int, text: str = Form(""), on: str = Form("mention"),
+def add_note(request: Request, mention_id: DbId, text: str = Form(""), on: str = Form("mention"),
              user: User = Depends(current_user), session: Session = Depends(db)) -> Response:
     def action() -> str:
         now = web(request).clock()
@@ -216,7 +216,7 @@ def add_note(request: Request, mention_id: int, text: str = Form(""), on: str = 
 
 
 @router.post("/mentions/{mention_id}/tags")
-def add_tag(request: Request, mention_id: int, tag: str = Form(""), user: User = Depends(current_user),
+def add_tag(request: Request, mention_id: DbId, tag: str = Form(""), user: User = Depends(current_user),
             session: Session = Depends(db)) -> Response:
     def action() -> str:
         added = queue.add_tag(session, mention_id, user, tag, now=web(request).clock())
@@ -227,17 +227,17 @@ def add_tag(request: Request, mention_id: int, tag: str = Form(""), user: User =
 
 
 @router.post("/mentions/{mention_id}/tags/remove")
-def remove_tag(request: Request, mention_id: int, tag: str = Form(""), user: User = Depends(current_user),
+def remove_tag(request: Request, mention_id: DbId, tag: str = Form(""), user: User = Depends(current_user),
                session: Session = Depends(db)) -> Response:
     def action() -> str:
-        queue.remove_tag(session, mention_id, user, tag, now=web(request).clock())
-        return f"Tag {tag} removed."
+        removed = queue.remove_tag(session, mention_id, user, tag, now=web(request).clock())
+        return f"Tag {removed} removed."
 
     return _act(request, session, user, mention_id, action)
 
 
 @router.post("/replies/{reply_id}/retry")
-def retry(request: Request, reply_id: int, user: User = Depends(current_user),
+def retry(request: Request, reply_id: DbId, user: User = Depends(current_user),
           session: Session = Depends(db)) -> Response:
     ctx = web(request)
     found = session.get(Reply, reply_id)
@@ -256,7 +256,7 @@ def retry(request: Request, reply_id: int, user: User = Depends(current_user),
 
 
 @router.post("/api/mentions/{mention_id}/heartbeat")
-def heartbeat(request: Request, mention_id: int, user: User = Depends(current_user),
+def heartbeat(request: Request, mention_id: DbId, user: User = Depends(current_user),
               session: Session = Depends(db)) -> Response:
     """The composer's keep-alive while the holder is active on the page."""
     try:
@@ -269,7 +269,7 @@ def heartbeat(request: Request, mention_id: int, user: User = Depends(current_us
 
 
 @router.get("/api/mentions/{mention_id}/saved-replies/{saved_id}")
-def saved_reply(request: Request, mention_id: int, saved_id: int, user: User = Depends(current_user),
+def saved_reply(request: Request, mention_id: DbId, saved_id: DbId, user: User = Depends(current_user),
                 session: Session = Depends(db)) -> Response:
     """A saved reply with its placeholders filled for this mention and this agent."""
     detail = mention_detail(session, mention_id)

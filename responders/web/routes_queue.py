@@ -18,17 +18,14 @@ from responders.queue_list import (
     list_queue,
     updates_since,
 )
-from responders.web.deps import check_csrf, current_user, db, render, web
+from responders.web.deps import MAX_ID, check_csrf, current_user, db, query_int, render, web
 from responders.web.filters import sla
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
 
 def _int(value: str | None, default: int = 0) -> int:
-    try:
-        return int(value) if value else default
-    except ValueError:
-        return default
+    return query_int(value, default, -MAX_ID, MAX_ID)
 
 
 def queue_filter(request: Request) -> QueueFilter:
