@@ -102,6 +102,19 @@ class DatabaseConfig(Section):
     def __repr_args__(self) -> Any:
         yield "url", self.display_url
 
+    @field_validator("url")
+    @classmethod
+    def _parseable(cls, url: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(url)
+        except ArgumentError:
+            raise ValueError("not a valid database URL; examples: sqlite:///openear.db, "
+                             "postgresql+psycopg://user@127.0.0.1:5432/openear") from None
+        return url
+
     @field_serializer("url")
     def _hide_password(self, _url: str) -> str:
         return self.display_url

@@ -37,8 +37,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+def _check_sqlite_folder(path: Path, *, create: bool) -> None:
+    folder = path.parent
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise DatabaseError(f"database.url names the SQLite file {path}, but {blocking} is a file, not a folder; "
+                            "choose another path")
+    if path.exists() and path.is_dir():
+        raise DatabaseError(f"database.url names the SQLite file {path}, but that is a folder; add a file name")
+    if not folder.exists():
+        if not create:
+            raise DatabaseError(f"the folder {folder} of the SQLite database {path.name} does not exist; "
+                                "create it (mkdir -p) or run `openear init`")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create the folder {folder} for the SQLite database: {exc.strerror}") from None
+
+
+def make_engine(url: str, *, create_parent: bool = False, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+
+    A SQLite file's folder must exist (`create_parent=True`, for `openear init` and the demo, creates it);
+    a missing folder or one that is a file is a DatabaseError that says so, not a traceback.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -47,8 +69,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             "postgresql+psycopg://user@127.0.0.1:5432/openear"
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            _check_sqlite_folder(Path(parsed.database), create=create_parent)
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

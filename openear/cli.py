@@ -33,6 +33,9 @@ class FriendlyGroup(TyperGroup):
             raise typer.Exit(2) from None
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 class LogFormat(str, enum.Enum):
     text = "text"
     json = "json"
@@ -58,6 +61,9 @@ def root(
     log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", help="text (default) or json lines."),
 ) -> None:
     """openear: social-media listening and response."""
+    if log_level.upper() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}",
+                                 param_hint="--log-level")
     setup_logging(log_level, log_format.value)
     ctx.obj = CliContext(config_path=config)
 

@@ -25,4 +25,4 @@ def serve(openear: OpenEar, host: str | None = None, port: int | None = None) ->
     """Serve until SIGINT/SIGTERM (uvicorn handles both and returns)."""
     web = openear.config.web
     uvicorn.run(build_web_app(openear), host=host or web.host, port=port or web.port, log_level="warning",
-                access_log=False)
+                access_log=False, log_config=None)  # uvicorn's loggers go through ours (--log-format)

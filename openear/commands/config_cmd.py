@@ -50,6 +50,6 @@ def register(app: typer.Typer) -> None:
         target.write_text(config_template(), encoding="utf-8")
         console.print(f"wrote {target}")
         database = load_database_config(target)
-        upgrade(make_engine(database.url))
+        upgrade(make_engine(database.url, create_parent=True))
         console.print(f"database ready: {database.display_url}")
         console.print("next: set the environment variables it references, then `openear config check`")

@@ -184,7 +184,7 @@ def register(app: typer.Typer) -> None:
                                           db=db.resolve(), model=model, interval=interval, port=port,
                                           smtp_port=smtp_port))
             config = load_config(path)
-            upgrade(make_engine(config.database.url))
+            upgrade(make_engine(config.database.url, create_parent=True))
             openear = OpenEar(config)
             stack.callback(openear.close)
             _ensure_demo_user(openear)
