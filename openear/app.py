@@ -199,6 +199,20 @@ class OpenEar:
                 queue.expire_claims(session, self.clock(), timeout_minutes)
 
         jobs.append(("expire_claims", expire_job, 60))
+
+        def sign_in_housekeeping_job() -> None:
+            """Delete ended web sessions and login-throttle counts that are over (both grow with every login)."""
+            from responders import sessions as web_sessions
+            from responders.throttle import LoginThrottler
+
+            now = self.clock()
+            with self.sessions.begin() as session:
+                ended = web_sessions.purge(session, now=now, lifetimes=web_sessions.Lifetimes.of(self.config.web))
+                forgotten = LoginThrottler(self.config.web.login).purge(session, now=now)
+            if ended or forgotten:
+                log.info("sign-in housekeeping: %d old sessions, %d throttle counts deleted", ended, forgotten)
+
+        jobs.append(("sign_in_housekeeping", sign_in_housekeeping_job, 3600))
         return jobs
 
     def close(self) -> None:

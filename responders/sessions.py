@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from models.config import WebConfig
 from models.orm import User, WebSession
 
 TOUCH_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often per session
@@ -33,6 +34,10 @@ class Lifetimes:
 
     idle: timedelta
     absolute: timedelta
+
+    @classmethod
+    def of(cls, web: WebConfig) -> Lifetimes:
+        return cls(idle=timedelta(minutes=web.session_idle_minutes), absolute=timedelta(hours=web.session_max_hours))
 
 
 def _digest(token: str) -> str:

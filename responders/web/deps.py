@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -49,8 +49,7 @@ class WebContext:
     def __post_init__(self) -> None:
         web_config = self.config.web
         self.throttler = LoginThrottler(web_config.login)
-        self.lifetimes = Lifetimes(idle=timedelta(minutes=web_config.session_idle_minutes),
-                                   absolute=timedelta(hours=web_config.session_max_hours))
+        self.lifetimes = Lifetimes.of(web_config)
 
     def notify_reply(self, reply_id: int) -> None:
         """Tell the dispatcher a reply is queued; without a hook (or if it fails) the reply stays queued."""

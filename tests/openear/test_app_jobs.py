@@ -55,3 +55,40 @@ def test_the_daemon_returns_free_memory_every_minute(engine: Engine) -> None:
         assert job is not None and job.trigger.interval == timedelta(minutes=1)
     finally:
         daemon.shutdown()
+
+
+def test_sign_in_housekeeping_deletes_old_sessions_and_spent_throttle_counts(engine: Engine) -> None:
+    from sqlalchemy import func, select
+
+    from models.db import session_factory
+    from models.orm import LoginThrottle, User, WebSession
+    from responders import sessions as web_sessions
+    from responders.throttle import LoginThrottler
+
+    start = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    now = [start]
+    config = parse_config(CONFIG)
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        user = User(username="alice", password_hash="x", role="agent", active=True, created_at=start)
+        s.add(user)
+        s.flush()
+        _token, old = web_sessions.open_session(s, user, now=start, client="10.0.0.1")
+        web_sessions.end_session(s, old.id, now=start, reason="logout")
+        LoginThrottler(config.web.login).failed(s, "alice", "10.0.0.1", now=start)
+    now[0] = start + web_sessions.KEEP_ENDED + timedelta(days=1)
+    with sessions.begin() as s:
+        live = s.get(User, user.id)
+        assert live is not None
+        web_sessions.open_session(s, live, now=now[0], client="10.0.0.1")
+    app = OpenEar(config, engine=engine, clock=lambda: now[0])
+    job = next(job for job_id, job, _ in app.extra_jobs() if job_id == "sign_in_housekeeping")
+
+    def counts() -> tuple[int, int]:
+        with sessions() as s:
+            return (int(s.scalar(select(func.count()).select_from(WebSession)) or 0),
+                    int(s.scalar(select(func.count()).select_from(LoginThrottle)) or 0))
+
+    assert counts()[0] == 2 and counts()[1] >= 1
+    job()
+    assert counts() == (1, 0)  # the live session stays
