@@ -221,3 +221,23 @@ def test_replies_refuse_control_characters(admin_client: TestClient, sessions: s
         assert s.scalars(select(Reply)).all() == []
     with pytest.raises(queue.Invalid, match="control character"):  # and so does the queue, for other callers
         queue.check_reply_text("x", text)
+
+
+def test_an_unexpected_error_is_a_logged_500_page_with_the_headers(
+        sessions: sessionmaker[Session], engine: Engine, clock: FakeClock, web_config: Config,
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = _app(sessions, engine, clock, web_config)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug in a route")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    with caplog.at_level("ERROR", logger="responders.web.guard"):
+        response = client.get("/boom")
+        api = client.get("/boom", headers={"accept": "application/json"})
+    assert response.status_code == 500 and "Something went wrong" in response.text
+    assert "a bug in a route" not in response.text  # no internals in the page
+    assert response.headers["x-frame-options"] == "DENY" and response.headers["cache-control"] == "no-store"
+    assert api.status_code == 500 and "error" in api.json()
+    assert any(record.exc_info and "a bug in a route" in str(record.exc_info[1]) for record in caplog.records)
