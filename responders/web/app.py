@@ -27,7 +27,7 @@ from models.config import Config
 from models.orm import utcnow
 from responders.web import filters
 from responders.web.deps import LoginRequired, WebContext, render
-from responders.web.guard import EdgeGuard
+from responders.web.guard import TITLES, EdgeGuard, wants_json
 
 HERE = Path(__file__).parent
 CSP = (
@@ -56,7 +56,7 @@ def _templates() -> Jinja2Templates:
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+    return wants_json(request.url.path, request.headers.get("accept", ""))
 
 
 def create_app(
@@ -135,9 +135,6 @@ def create_app(
     for module in (routes_auth, routes_queue, routes_mention, routes_admin, routes_customers, routes_digests):
         app.include_router(module.router)
     return app
-
-
-TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Invalid input"}
 
 
 def _error_page(request: Request, status: int, message: str) -> HTMLResponse:

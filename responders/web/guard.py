@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 HSTS = "max-age=31536000; includeSubDomains"
 FORM_TYPE = "application/x-www-form-urlencoded"
+TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict", 413: "Too large",
+          422: "Invalid input", 500: "Server error"}
+
+
+def wants_json(path: str, accept: str) -> bool:
+    """Whether an error is answered as JSON (API paths, clients that ask for it) rather than a page."""
+    return path.startswith("/api/") or "application/json" in accept
 
 
 class Rejected(Exception):
@@ -126,11 +133,10 @@ class EdgeGuard:
         return replay
 
     async def _error(self, scope: Scope, send: Send, status: int, message: str) -> None:
-        headers = _headers(scope)
-        if scope.get("path", "").startswith("/api/") or "application/json" in headers.get("accept", ""):
+        if wants_json(scope.get("path", ""), _headers(scope).get("accept", "")):
             body, kind = json.dumps({"error": message}).encode(), b"application/json"
         else:
-            title = {400: "Bad request", 413: "Too large", 500: "Server error"}.get(status, "Error")
+            title = TITLES.get(status, "Error")
             body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title} · openear</title>'
                     f'<link rel="stylesheet" href="/static/app.css"></head><body><main><h1>{title}</h1>'
                     f"<p>{html.escape(message)}</p><p><a href=\"/\">Back to the queue</a></p></main></body></html>"
