@@ -98,9 +98,9 @@ def _naive(n_texts: int) -> Any:
     import numpy as np
     from transformers import pipeline
 
-    from models.encoder import QUERY_PREFIX, ensure_encoder, quiet_transformers
-    from models.sentiment import make_result
-    from models.training import HEAD_PATH, Head
+    from models.sentiment import HEAD_PATH, Head, make_result
+    from models.sentiment.encoder import quiet_transformers
+    from models.sentiment.encoder_build import QUERY_PREFIX, ensure_encoder
 
     quiet_transformers()
     head = Head.load(HEAD_PATH)
@@ -175,7 +175,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from models.encoder import native_bf16, resolve_mode
+    from models.sentiment.encoder import native_bf16, resolve_mode
 
     keys = [f"{lang}/bs{bs}" for lang in ("en", "de") for bs in BATCH_SIZES]
     table = Table(title=f"sentiment classifier, texts/s ({args.threads} torch threads)")

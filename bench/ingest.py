@@ -59,6 +59,7 @@ def run_one(backend: str, posts: int) -> dict[str, object]:
     from listener.poller import Poller
     from models.db import make_engine, session_factory, upgrade
     from models.orm import Mention
+    from responders.queue.intake import Intake
     from sandbox.x_api import XCredentials
 
     emulator = subprocess.Popen([sys.executable, "-c", EMULATOR, str(posts)], cwd=ROOT, stdin=subprocess.PIPE,
@@ -82,7 +83,7 @@ def run_one(backend: str, posts: int) -> dict[str, object]:
     adapter = XPlatform([XBrand("Acme Mobile", ["acme OR #AcmeMobile OR @acme OR @acme_help"], [])],
                         base_url=base_url, **creds.as_dict())
     [source] = adapter.sources()
-    poller = Poller(sessions, StubClassifier())
+    poller = Poller(sessions, StubClassifier(), intake=Intake(sessions))
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     stored = polls = 0

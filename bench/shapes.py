@@ -2,8 +2,8 @@
 
 A daemon classifies batches of every size and length for months. In bfloat16, oneDNN compiles and
 caches a kernel per matrix shape, so a forward whose shapes follow the batch (rows = its token count,
-attention width = its longest text) grows RSS with every new shape for hours. models/packed.py rounds
-the packed rows to 48 buckets and runs attention in float32; this script measures what that buys.
+attention width = its longest text) grows RSS with every new shape for hours. models/sentiment/packed.py
+rounds the packed rows to 48 buckets and runs attention in float32; this script measures what that buys.
 
 Each configuration runs in its own process: one warm-up batch, then `--batches` batches of 1-64
 texts from the sandbox feed (with `--long` of them Facebook-length: several posts joined). Every
@@ -59,8 +59,8 @@ def batches(n: int, seed: int, long_share: float) -> list[list[str]]:
 
 
 def child(mode: str, free_shapes: bool, n: int, every: int, seed: int, long_share: float) -> dict[str, Any]:
-    from models import packed
-    from models.encoder import TextEncoder
+    from models.sentiment import packed
+    from models.sentiment.encoder import TextEncoder
 
     if free_shapes:
         packed.packed_rows = lambda total: -(-total // packed.ROW_BUCKET) * packed.ROW_BUCKET

@@ -1,9 +1,11 @@
-"""Polling one source: fetch -> dedupe -> classify -> rank -> store + queue + cursor, atomically.
+"""Polling one source: fetch -> dedupe -> classify -> store -> intake -> cursor, atomically.
 
-The mentions of a poll, their queue items and the advanced cursor are written in ONE transaction,
-so a crash at any point either keeps all of it or none of it; the next poll then starts from the
-stored cursor and `ON CONFLICT DO NOTHING` on (platform, external_id) drops what was already seen.
-Classification happens before the write transaction (it is the slow part and needs no lock).
+The mentions of a poll, what the injected `Intake` does with them (the review queue's intake,
+responders.queue.intake: rank, queue, close what the brand answered) and the advanced cursor are
+written in ONE transaction, so a crash at any point either keeps all of it or none of it; the next
+poll then starts from the stored cursor and `ON CONFLICT DO NOTHING` on (platform, external_id)
+drops what was already seen. Classification happens before the write transaction (it is the slow
+part and needs no lock). The poller knows nothing of queue items: listening stops at the store.
 """
 
 from __future__ import annotations
@@ -12,25 +14,19 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, case, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import case, or_, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener import metrics
 from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited, Source
-from models.config import RankingConfig
-from models.db import pow2_batches, pow2_padded
-from models.domain import OPEN_QUEUE_STATES, MentionData, QueueState, clean_json, clean_text
-from models.history import histories, histories_at
-from models.orm import AuditEvent, Author, Base, Mention, PollCursor, QueueItem, utcnow
-from models.ranking import CustomerHistory, RankInput, rank
+from models.db import insert_into, pow2_batches
+from models.domain import MentionData, clean_json, clean_text
+from models.orm import Author, Mention, PollCursor, utcnow
 
 log = logging.getLogger(__name__)
 CHUNK = 128  # rows per statement at most, in power-of-two batches (models.db.pow2_batches): 8 sizes
-RERANK_PAGE = 1_000
-OPEN_STATES = OPEN_QUEUE_STATES
 
 
 class SentimentLike(Protocol):
@@ -50,6 +46,29 @@ class ClassifierLike(Protocol):
     def classify(self, texts: list[str]) -> Sequence[SentimentLike]: ...
 
 
+@dataclass(frozen=True)
+class NewMention:
+    """A mention this poll stored for the first time, as the intake receives it."""
+
+    mention_id: int
+    author_id: int
+    data: MentionData
+    negative: float | None  # the classifier's scores; None when it failed
+    complaint: float | None
+
+
+@dataclass(frozen=True)
+class Admitted:
+    queued: int = 0  # new queue items
+    closed: int = 0  # open items the brand's new posts answered
+
+
+class Intake(Protocol):
+    """What happens to newly stored mentions, inside the poll's transaction (responders.queue.intake)."""
+
+    def admit(self, session: Session, new: Sequence[NewMention], now: datetime) -> Admitted: ...
+
+
 @dataclass
 class PollResult:
     source: str
@@ -65,16 +84,6 @@ class PollResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _insert(session: Session, model: type[Base]) -> Any:
-    """A Core INSERT into `model`'s table for the session's backend (with ON CONFLICT support).
-
-    Core, not an ORM bulk insert: the ORM leaves a row's None columns out of its INSERT and splits
-    a batch wherever that changes, which makes the batch sizes (and SQL texts) unbounded again.
-    """
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(cast(Table, model.__table__))
-
-
 class Poller:
     """Runs polls of the sources it is given; every dependency comes in through the constructor."""
 
@@ -83,11 +92,10 @@ class Poller:
         sessions: sessionmaker[Session],
         classifier: ClassifierLike,
         *,
-        ranking: RankingConfig | None = None,
+        intake: Intake,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.sessions, self.classifier, self.clock = sessions, classifier, clock
-        self.ranking = ranking or RankingConfig()
+        self.sessions, self.classifier, self.intake, self.clock = sessions, classifier, intake, clock
 
     # ------------------------------------------------------------------ public
 
@@ -127,12 +135,12 @@ class Poller:
         """Dedupe within the batch (two queries, one post) and make every text storable."""
         seen: dict[tuple[str, str], MentionData] = {}
         for mention in mentions:
-            key = (mention.platform.value, mention.external_id)
+            key = (mention.platform, mention.external_id)
             if key in seen:
                 continue
             text, reasons = clean_text(mention.text)
             if reasons:
-                note = f"{mention.platform.value} {mention.external_id}: " + "; ".join(reasons)
+                note = f"{mention.platform} {mention.external_id}: " + "; ".join(reasons)
                 log.warning("stored with changes: %s", note)
                 result.warnings.append(note)
                 mention = replace(mention, text=text)
@@ -147,14 +155,14 @@ class Poller:
         known: set[tuple[str, str]] = set()
         with self.sessions() as session:
             for batch in pow2_batches(mentions, CHUNK):
-                keys = [(m.platform.value, m.external_id) for m in batch]
+                keys = [(m.platform, m.external_id) for m in batch]
                 rows = session.execute(
                     select(Mention.platform, Mention.external_id).where(
                         tuple_(Mention.platform, Mention.external_id).in_(keys)
                     )
                 )
                 known.update((r.platform, r.external_id) for r in rows)
-        return [m for m in mentions if (m.platform.value, m.external_id) not in known]
+        return [m for m in mentions if (m.platform, m.external_id) not in known]
 
     def _classify(self, inbound: list[MentionData], result: PollResult) -> dict[str, SentimentLike]:
         """Sentiment per external id. A failing classifier leaves mentions unclassified, never unstored."""
@@ -177,22 +185,13 @@ class Poller:
         author_ids = self._upsert_authors(session, mentions, now)
 
         def author_of(m: MentionData) -> int:
-            return author_ids[(m.platform.value, m.author.external_id)]
+            return author_ids[(m.platform, m.author.external_id)]
 
-        inbound_authors = {author_of(m) for m in mentions if not m.is_own}
-        known = histories(session, inbound_authors, before=min(m.created_at for m in mentions))
-        rows = []
-        for m in mentions:
-            row = _mention_row(m, author_of(m), sentiments.get(m.external_id), now)
-            if not m.is_own:
-                row["priority"], row["priority_reasons"] = self._rank(
-                m.text, row["score_negative"], row["complaint_score"], m.created_at, m.author.followers,
-                known[author_of(m)], now)
-            rows.append(row)
+        rows = [_mention_row(m, author_of(m), sentiments.get(m.external_id), now) for m in mentions]
         inserted: dict[str, int] = {}
         for batch in pow2_batches(rows, CHUNK):
             statement = (
-                _insert(session, Mention)
+                insert_into(session, Mention)
                 .on_conflict_do_nothing(index_elements=["platform", "external_id"])
                 .returning(Mention.__table__.c.id, Mention.__table__.c.external_id)
             )
@@ -200,79 +199,24 @@ class Poller:
                 inserted[hit.external_id] = hit.id
         result.new = len(inserted)
         result.duplicates += len(mentions) - len(inserted)
-
-        new_rows = [r for r in rows if r["external_id"] in inserted]
-        items = [
-            {"mention_id": inserted[r["external_id"]], "brand": r["brand"], "state": QueueState.NEW.value,
-             "priority": r["priority"], "created_at": now, "updated_at": now, "version": 1}
-            for r in new_rows if not r["is_own"]
-        ]
-        result.own = len(new_rows) - len(items)
-        for item_batch in pow2_batches(items, CHUNK):
-            session.execute(_insert(session, QueueItem).on_conflict_do_nothing(index_elements=["mention_id"]),
-                            item_batch)
-        result.queued = len(items)
-        new_mentions = [m for m in mentions if m.external_id in inserted]
-        result.closed_by_own_reply = self._close_answered(session, [m for m in new_mentions if m.is_own], now)
-
-    def _rank(self, text: str, negative: float | None, complaint: float | None, created_at: datetime,
-              followers: int | None, history: CustomerHistory, now: datetime) -> tuple[float, list[str]]:
-        ranking = rank(RankInput(text=text, negative=negative or 0.0, complaint=complaint, created_at=created_at,
-                                 followers=followers, history=history), now, self.ranking)
-        return ranking.priority, ranking.reasons if negative is not None else ["not classified yet", *ranking.reasons]
-
-    def rerank_open(self, limit: int = 20_000) -> int:
-        """Recompute the priority of open queue items: waiting time grows, customers' histories change.
-
-        Up to `limit` open items, oldest first, in pages of RERANK_PAGE (keyset on the item id, one
-        transaction each), so memory and lock time stay bounded however long the queue is.
-        """
-        now = self.clock()
-        done, after = 0, None
-        while done < limit:
-            size = min(RERANK_PAGE, limit - done)
-            with self.sessions.begin() as session:
-                page = self._rerank_page(session, after, size, now)
-            done += len(page)
-            if len(page) < size:
-                break
-            after = page[-1]
-        return done
-
-    def _rerank_page(self, session: Session, after: int | None, size: int, now: datetime) -> list[int]:
-        """Rerank the next `size` open items with an id above `after`; returns their ids."""
-        query = (
-            select(QueueItem.id.label("item_id"), Mention.id, Mention.text, Mention.score_negative,
-                   Mention.complaint_score, Mention.created_at, Mention.author_id, Author.followers)
-            .join(Mention, QueueItem.mention_id == Mention.id).join(Author, Mention.author_id == Author.id)
-            .where(QueueItem.state.in_(OPEN_STATES)).order_by(QueueItem.id).limit(size)
-        )
-        if after is not None:
-            query = query.where(QueueItem.id > after)
-        rows = session.execute(query).all()
-        if not rows:
-            return []
-        known = histories_at(session, {(r.author_id, r.created_at) for r in rows})
-        mentions, items = [], []
-        for r in rows:
-            priority, reasons = self._rank(r.text, r.score_negative, r.complaint_score, r.created_at,
-                                           r.followers, known[(r.author_id, r.created_at)], now)
-            mentions.append({"m_id": r.id, "priority": priority, "priority_reasons": reasons})
-            items.append({"q_id": r.item_id, "priority": priority})
-        mention_table, item_table = Base.metadata.tables["mentions"], Base.metadata.tables["queue_items"]
-        session.execute(mention_table.update().where(mention_table.c.id == bindparam("m_id"))
-                        .values(priority=bindparam("priority"), priority_reasons=bindparam("priority_reasons")),
-                        mentions)
-        session.execute(item_table.update().where(item_table.c.id == bindparam("q_id"))
-                        .values(priority=bindparam("priority")), items)
-        return [r.item_id for r in rows]
+        new = []
+        for m in mentions:
+            if m.external_id in inserted:
+                sentiment = sentiments.get(m.external_id)
+                new.append(NewMention(inserted[m.external_id], author_of(m), m,
+                                      sentiment.negative if sentiment else None,
+                                      sentiment.complaint if sentiment else None))
+        result.own = sum(1 for m in new if m.data.is_own)
+        if new:
+            admitted = self.intake.admit(session, new, now)
+            result.queued, result.closed_by_own_reply = admitted.queued, admitted.closed
 
     def _upsert_authors(
         self, session: Session, mentions: list[MentionData], now: datetime
     ) -> dict[tuple[str, str], int]:
         latest: dict[tuple[str, str], MentionData] = {}
         for m in mentions:
-            latest[(m.platform.value, m.author.external_id)] = m
+            latest[(m.platform, m.author.external_id)] = m
         rows = [
             {"platform": key[0], "external_id": key[1], "handle": m.author.handle,
              "display_name": m.author.display_name, "followers": m.author.followers,
@@ -282,7 +226,7 @@ class Poller:
         ids: dict[tuple[str, str], int] = {}
         table = Author.__table__.c
         for batch in pow2_batches(rows, CHUNK):
-            statement = _insert(session, Author)
+            statement = insert_into(session, Author)
             new = statement.excluded
             # updated_at moves only when the identity changes (the link-proposal job re-keys on it),
             # not with every follower count
@@ -297,28 +241,9 @@ class Poller:
                 ids[(row.platform, row.external_id)] = row.id
         return ids
 
-    def _close_answered(self, session: Session, own: list[MentionData], now: datetime) -> int:
-        """The brand answered on the platform directly: close the answered mentions' queue items."""
-        targets = [(m.platform.value, m.in_reply_to_id) for m in own if m.in_reply_to_id]
-        if not targets:
-            return 0
-        items = session.scalars(
-            select(QueueItem).join(Mention, QueueItem.mention_id == Mention.id).where(
-                tuple_(Mention.platform, Mention.external_id).in_(pow2_padded(targets)),
-                QueueItem.state.in_([QueueState.NEW.value, QueueState.CLAIMED.value]),
-            )
-        ).all()
-        for item in items:
-            if item.state == QueueState.NEW.value:
-                item.transition(QueueState.CLAIMED, now=now)
-            item.transition(QueueState.ANSWERED, now=now)
-            session.add(AuditEvent(action="answered_on_platform", object_type="queue_item",
-                                   object_id=str(item.id), at=now, detail={"mention_id": item.mention_id}))
-        return len(items)
-
     def _advance(self, session: Session, source: str, cursor: str | None) -> None:
         now = self.clock()
-        statement = _insert(session, PollCursor).values(
+        statement = insert_into(session, PollCursor).values(
             source=source, cursor=cursor, state={}, last_success_at=now, consecutive_failures=0, updated_at=now
         )
         session.execute(statement.on_conflict_do_update(
@@ -343,7 +268,7 @@ class Poller:
 
 def _mention_row(m: MentionData, author_id: int, sentiment: SentimentLike | None, now: datetime) -> dict[str, Any]:
     return {
-        "platform": m.platform.value, "external_id": m.external_id, "brand": m.brand, "source": m.source,
+        "platform": m.platform, "external_id": m.external_id, "brand": m.brand, "source": m.source,
         "text": m.text, "language": m.language, "created_at": m.created_at, "fetched_at": now,
         "author_id": author_id, "conversation_id": m.conversation_id, "in_reply_to_id": m.in_reply_to_id,
         "permalink": m.permalink, "is_own": m.is_own, "raw": m.raw or None,

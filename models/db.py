@@ -5,22 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from models.errors import OpenEarError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 
 
-class DatabaseError(Exception):
+class DatabaseError(OpenEarError):
     """The database cannot be used as it is; the message says what to do."""
 
 
@@ -89,6 +92,17 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def insert_into(session: Session, model: type[DeclarativeBase]) -> Any:
+    """A Core INSERT into `model`'s table in the session's dialect, so it knows ON CONFLICT (SQLite, PostgreSQL).
+
+    Core, not an ORM bulk insert: the ORM leaves a row's None columns out of its INSERT and splits
+    a batch wherever that changes, which makes the batch sizes (and SQL texts) unbounded again.
+    """
+    dialect = session.get_bind().dialect.name
+    table = cast(Table, model.__table__)
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 def pow2_batches(items: Sequence[T], largest: int = 512) -> Iterator[Sequence[T]]:

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-
-class Platform(str, enum.Enum):
-    X = "x"
-    FACEBOOK = "facebook"
+Platform = str
+"""A platform's name as stored in every row ("x", "facebook"): a key of listener.platforms.SPECS, the
+one table of each platform's facts (a plain string, so a new platform needs no change here)."""
 
 
 class SentimentLabel(str, enum.Enum):

@@ -15,15 +15,16 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener.locks import NamedLocks
+from listener.platforms import SPECS
 from listener.platforms.base import PlatformAdapter, Source
 from listener.poller import ClassifierLike, Poller, PollResult
 from listener.scheduler import Daemon, SourceRunner
 from models.config import Config
 from models.db import check_schema, make_engine, session_factory
-from models.domain import Platform
 from models.orm import utcnow
 from openear.memory import limit_arenas, release_free_memory
 from responders.dispatch import Dispatcher
+from responders.queue.intake import Intake
 
 log = logging.getLogger(__name__)
 PROPOSE_MARGIN = timedelta(minutes=10)
@@ -70,28 +71,13 @@ class OpenEar:
             return classifier
 
     @cached_property
-    def adapters(self) -> dict[Platform, PlatformAdapter]:
-        adapters: dict[Platform, PlatformAdapter] = {}
-        x = self.config.platforms.x
-        if x is not None and x.enabled:
-            from listener.platforms.x import XBrand, XPlatform
-
-            def secret(value: Any) -> str:
-                return value.get_secret_value() if value is not None else ""
-
-            brands = [XBrand(b.name, list(b.queries.x), list(b.accounts.x)) for b in self.config.brands]
-            adapters[Platform.X] = XPlatform(
-                brands, bearer_token=secret(x.bearer_token), consumer_key=secret(x.consumer_key),
-                consumer_secret=secret(x.consumer_secret), access_token=secret(x.access_token),
-                access_token_secret=secret(x.access_token_secret), base_url=x.base_url,
-                session=self._http_session() if self._http_session else None, clock=self.clock,
-            )
-        fb = self.config.platforms.facebook
-        if fb is not None and fb.enabled:
-            from listener.platforms import facebook
-
-            adapters[Platform.FACEBOOK] = facebook.from_config(self.config, clock=self.clock,
-                                                               session_factory=self._http_session)
+    def adapters(self) -> dict[str, PlatformAdapter]:
+        """One adapter per platform the config enables, built from the one table (listener.platforms.SPECS)."""
+        adapters: dict[str, PlatformAdapter] = {}
+        for name, spec in SPECS.items():
+            adapter = spec.build(self.config, clock=self.clock, session_factory=self._http_session)
+            if adapter is not None:
+                adapters[name] = adapter
         return adapters
 
     def sources(self, name: str | None = None) -> list[tuple[PlatformAdapter, Source]]:
@@ -101,8 +87,12 @@ class OpenEar:
         return found
 
     @cached_property
+    def intake(self) -> Intake:
+        return Intake(self.sessions, ranking=self.config.ranking, clock=self.clock)
+
+    @cached_property
     def poller(self) -> Poller:
-        return Poller(self.sessions, _LazyClassifier(self), ranking=self.config.ranking, clock=self.clock)
+        return Poller(self.sessions, _LazyClassifier(self), intake=self.intake, clock=self.clock)
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
@@ -141,11 +131,11 @@ class OpenEar:
         schedule = self.config.schedule
         locks = NamedLocks(self.engine)
         for adapter, source in self.sources():
-            seconds = getattr(schedule.poll_interval_seconds, source.platform.value)
+            seconds = schedule.poll_seconds(source.platform, SPECS[source.platform].poll_seconds)
             runner = SourceRunner(self.poller, adapter, source, timedelta(seconds=seconds), locks, self.clock)
             daemon.add_interval(f"poll:{source.name}", runner, seconds, jitter=schedule.jitter_seconds)
         daemon.add_interval("dispatch", lambda: self.dispatcher.dispatch_due(), 5)
-        daemon.add_interval("rerank", lambda: self.poller.rerank_open(), 300)
+        daemon.add_interval("rerank", lambda: self.intake.rerank_open(), 300)
         daemon.add_interval("release_memory", release_free_memory, 60)  # freed heap back to the OS (openear/memory.py)
         for job_id, job, seconds in self.extra_jobs():
             daemon.add_interval(job_id, job, seconds)

@@ -10,16 +10,14 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from listener.platforms.base import PlatformError
-from models.config import ConfigError
-from models.db import DatabaseError
+from models.errors import OpenEarError
 from models.secrets import redact
-from openear.commands import config_cmd, db_cmd
-from openear.context import CliContext, OpenearError
+from openear.commands import registry
+from openear.context import CliContext
 from openear.logs import setup_logging
 
 err_console = Console(stderr=True)
-USER_ERRORS = (ConfigError, DatabaseError, PlatformError, OpenearError)
+USER_ERRORS = (OpenEarError,)  # the root of openear's one exception tree (models/errors.py)
 
 
 class FriendlyGroup(TyperGroup):
@@ -68,19 +66,13 @@ def root(
     ctx.obj = CliContext(config_path=config)
 
 
-config_cmd.register(app)
-db_cmd.register(app)
-
-
-def _register_optional() -> None:
-    """Command groups of later layers register themselves here (explicit list, no magic)."""
-    from openear.commands import registry
-
+def _register_commands() -> None:
+    """Every command group comes from one explicit list, in `--help` order (no magic)."""
     for register in registry.COMMANDS:
         register(app)
 
 
-_register_optional()
+_register_commands()
 
 
 def main() -> None:

@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from models.config import Config, load_config
+from models.config import Config
+from models.config_loader import load_config
+from models.errors import OpenEarError
 
 if TYPE_CHECKING:
     from openear.app import OpenEar
 
 
-class OpenearError(Exception):
-    """A problem the user can fix; the CLI prints the message without a traceback."""
+class UsageError(OpenEarError):
+    """A command line that cannot work as given; the CLI prints the message without a traceback."""
 
 
 @dataclass

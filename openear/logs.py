@@ -39,6 +39,27 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
+# Libraries and frameworks whose INFO lines are routine chatter (matplotlib's categorical-units notes on every
+# digest chart, APScheduler's "Adding job tentatively" per job at start-up, alembic's plugin and migration
+# steps, httpx's request lines, ...). They are held at WARNING, so their warnings and errors (a job that
+# raised, a retried connection) still show; with --log-level DEBUG they speak again. openear's own loggers
+# (models.*, listener.*, responders.*, openear.*, sandbox.*) always follow the chosen level.
+LIBRARY_LOGGERS = (
+    "matplotlib",  # includes matplotlib.font_manager and matplotlib.category
+    "PIL",
+    "apscheduler",  # apscheduler.executors.default logs a job's exception at ERROR: still shown
+    "alembic",  # `openear db upgrade` prints its own summary; alembic's step lines stay quiet, as before
+    "urllib3",
+    "httpx",
+    "httpcore",
+    "httpx2",  # httpx's successor (starlette's test client, huggingface_hub)
+    "httpcore2",
+    "multipart",
+    "python_multipart",
+    "mail.log",  # aiosmtpd (the demo's mail drop)
+)
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = StderrHandler()
     if fmt == "json":
@@ -51,5 +72,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for noisy in ("urllib3", "httpx", "alembic.runtime.migration", "apscheduler.executors.default", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    chosen = root.level
+    # NOTSET: inherit the root's level (DEBUG); otherwise at least WARNING (ERROR stays ERROR)
+    library_level = logging.NOTSET if chosen <= logging.DEBUG else max(chosen, logging.WARNING)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(library_level)

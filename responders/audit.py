@@ -1,4 +1,5 @@
-"""The audit log: who did what, when. Every queue action, login and user change writes one event."""
+"""The audit log: who did what, when. Every queue action, send, login, user and customer change writes one
+event, with an action from the one list below (`record` refuses any other)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,36 @@ from sqlalchemy.orm import Session
 
 from models.orm import AuditEvent, User
 
-# The actions the team's work produces (AuditEvent.action).
+# The one list of audit actions (AuditEvent.action): every event written anywhere uses one of these,
+# and the audit page filters by each. action -> what it means, for the filter's labels.
 LOGIN, LOGIN_FAILED, LOGOUT = "login", "login_failed", "logout"
 LOGIN_LOCKED, SESSIONS_END = "login_locked", "sessions_ended"
+USER_CREATE, USER_UPDATE = "user_create", "user_update"
 CLAIM, RELEASE, REASSIGN, EXPIRE = "claim", "release", "reassign", "claim_expired"
 REPLY, RETRY, DISMISS = "reply", "reply_retry", "dismiss"
+REPLY_SENT, REPLY_FAILED, ANSWERED_ON_PLATFORM = "reply_sent", "reply_failed", "answered_on_platform"
 CORRECT, NOTE, TAG, UNTAG = "sentiment_correction", "note", "tag", "untag"
-USER_CREATE, USER_UPDATE = "user_create", "user_update"
 SAVED_REPLY_CREATE, SAVED_REPLY_UPDATE = "saved_reply_create", "saved_reply_update"
 SAVED_REPLY_DELETE = "saved_reply_delete"
+LINK_CONFIRM, LINK_REJECT, LINK_AUTO = "link_confirm", "link_reject", "link_auto"
+LINK, UNLINK, MERGE = "customer_link", "customer_unlink", "customer_merge"
+CUSTOMER_NOTE, CUSTOMER_TAGS = "customer_note", "customer_tags"
+EXPORT, ERASE, RETENTION = "customer_export", "customer_erase", "retention"
 
-ACTIONS = (
-    LOGIN, LOGIN_FAILED, LOGIN_LOCKED, LOGOUT, SESSIONS_END, CLAIM, RELEASE, REASSIGN, EXPIRE, REPLY, RETRY,
-    DISMISS, CORRECT, NOTE, TAG, UNTAG, USER_CREATE, USER_UPDATE, SAVED_REPLY_CREATE, SAVED_REPLY_UPDATE,
-    SAVED_REPLY_DELETE,
-)
+ACTIONS: dict[str, str] = {
+    LOGIN: "signed in", LOGIN_FAILED: "sign-in failed", LOGIN_LOCKED: "sign-in locked", LOGOUT: "signed out",
+    SESSIONS_END: "sessions ended", USER_CREATE: "user created", USER_UPDATE: "user changed",
+    CLAIM: "claimed", RELEASE: "released", REASSIGN: "reassigned", EXPIRE: "claim expired",
+    REPLY: "reply written", RETRY: "reply retried", REPLY_SENT: "reply sent", REPLY_FAILED: "reply failed",
+    ANSWERED_ON_PLATFORM: "answered on the platform", DISMISS: "dismissed",
+    CORRECT: "sentiment corrected", NOTE: "note on a mention", TAG: "tagged", UNTAG: "tag removed",
+    SAVED_REPLY_CREATE: "saved reply created", SAVED_REPLY_UPDATE: "saved reply changed",
+    SAVED_REPLY_DELETE: "saved reply deleted",
+    LINK_CONFIRM: "link confirmed", LINK_REJECT: "link rejected", LINK_AUTO: "linked automatically",
+    LINK: "identity linked", UNLINK: "identity unlinked", MERGE: "customers merged",
+    CUSTOMER_NOTE: "note on a customer", CUSTOMER_TAGS: "customer tags set",
+    EXPORT: "customer data exported", ERASE: "customer erased", RETENTION: "retention applied",
+}
 
 
 def record(
@@ -38,7 +54,11 @@ def record(
     at: datetime,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add one audit event to the session (committed with the change it describes)."""
+    """Add one audit event to the session (committed with the change it describes).
+
+    `action` must be one of ACTIONS: an unlisted action is a bug, refused before it is written."""
+    if action not in ACTIONS:
+        raise ValueError(f"audit action {action!r} is not in responders.audit.ACTIONS")
     event = AuditEvent(
         at=at,
         user_id=user_id,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from models.domain import Role
 from models.orm import User
 from responders import audit, sessions
+from responders.errors import Busy, Invalid
 from responders.throttle import LoginThrottler
 
 ROLE_RANK = {Role.AGENT: 0, Role.MANAGER: 1, Role.ADMIN: 2}
@@ -35,11 +36,11 @@ _DUMMY_HASH = _hasher.hash("openear-dummy-password")
 T = TypeVar("T")
 
 
-class UserError(ValueError):
+class UserError(Invalid):
     """A user change that cannot be made; the message is for the person who asked."""
 
 
-class SignInBusy(UserError):
+class SignInBusy(Busy):
     """Too many password hashes are being computed or waited for; try again in a moment."""
 
 

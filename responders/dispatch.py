@@ -24,9 +24,11 @@ from typing import Protocol
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from listener.platforms import display_name
 from listener.platforms.base import AuthFailed, PlatformError, RateLimited, TargetGone, Transient
-from models.domain import AuthorData, MentionData, Platform, ReplyState
-from models.orm import AuditEvent, Mention, Reply, utcnow
+from models.domain import AuthorData, MentionData, ReplyState
+from models.orm import Mention, Reply, utcnow
+from responders import audit
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class ReplyPlatform(Protocol):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SendOutcome:
     reply_id: int
     state: str
     platform_reply_id: str | None = None
@@ -69,7 +71,7 @@ class Dispatcher:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        platforms: Mapping[Platform, ReplyPlatform],
+        platforms: Mapping[str, ReplyPlatform],
         *,
         clock: Callable[[], datetime] = utcnow,
         lease: timedelta = timedelta(seconds=45),
@@ -78,7 +80,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ public
 
-    def dispatch(self, reply_id: int) -> Outcome | None:
+    def dispatch(self, reply_id: int) -> SendOutcome | None:
         """Send one reply now if it is due (draft, or failed and retryable). None: not ours to send."""
         now = self.clock()
         with self.sessions.begin() as session:
@@ -96,7 +98,7 @@ class Dispatcher:
             return None
         return self._send(reply_id, attempt, recover=False)
 
-    def dispatch_due(self, limit: int = 50) -> list[Outcome]:
+    def dispatch_due(self, limit: int = 50) -> list[SendOutcome]:
         """Every reply due now: drafts, retries whose time has come, and sends orphaned by a crash."""
         now = self.clock()
         with self.sessions() as session:
@@ -116,7 +118,7 @@ class Dispatcher:
         outcomes += [o for o in (self.dispatch(reply_id) for reply_id in due) if o]
         return outcomes
 
-    def recover(self, reply_id: int, seen_attempts: int) -> Outcome | None:
+    def recover(self, reply_id: int, seen_attempts: int) -> SendOutcome | None:
         """Take over a reply stuck in `sending` (its worker died) and finish it without a double post."""
         now = self.clock()
         with self.sessions.begin() as session:
@@ -133,19 +135,19 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ steps
 
-    def _send(self, reply_id: int, attempt: int, *, recover: bool) -> Outcome:
+    def _send(self, reply_id: int, attempt: int, *, recover: bool) -> SendOutcome:
         with self.sessions() as session:
             reply = session.get(Reply, reply_id)
             mention = session.get(Mention, reply.mention_id) if reply and reply.mention_id else None
             if reply is None:
                 raise LookupError(f"reply {reply_id} vanished")
-            text, platform = reply.text, Platform(reply.platform)
+            text, platform = reply.text, reply.platform
             target = _mention_data(mention) if mention else None
         if target is None:
             return self._finish(reply_id, attempt, error=TargetGone("the mention was deleted"))
         adapter = self.platforms.get(platform)
         if adapter is None:
-            return self._finish(reply_id, attempt, error=AuthFailed(f"{platform.value} is not configured"))
+            return self._finish(reply_id, attempt, error=AuthFailed(f"{display_name(platform)} is not configured"))
         try:
             # Any earlier attempt may have reached the platform (a timeout after it accepted the
             # post, a crash): look before posting again.
@@ -159,7 +161,7 @@ class Dispatcher:
         return self._finish(reply_id, attempt, platform_id=platform_id)
 
     def _finish(self, reply_id: int, attempt: int, *, platform_id: str | None = None,
-                error: Exception | None = None, recovered: bool = False) -> Outcome:
+                error: Exception | None = None, recovered: bool = False) -> SendOutcome:
         now = self.clock()
         with self.sessions.begin() as session:
             reply = session.get(Reply, reply_id, with_for_update=True)
@@ -167,14 +169,13 @@ class Dispatcher:
                 # a recovery took this reply over while we were waiting on the platform
                 log.warning("reply %s changed hands during the send; leaving it to attempt %s", reply_id,
                             reply.attempts if reply else None)
-                return Outcome(reply_id, reply.state if reply else "gone")
+                return SendOutcome(reply_id, reply.state if reply else "gone")
             if error is None:
                 reply.transition(ReplyState.SENT)
                 reply.sent_at, reply.platform_reply_id, reply.error = now, platform_id, None
-                session.add(AuditEvent(action="reply_sent", object_type="reply", object_id=str(reply_id), at=now,
-                                       user_id=reply.user_id,
-                                       detail={"platform_reply_id": platform_id, "recovered": recovered}))
-                return Outcome(reply_id, ReplyState.SENT.value, platform_id, recovered=recovered)
+                audit.record(session, audit.REPLY_SENT, "reply", reply_id, user_id=reply.user_id, at=now,
+                             detail={"platform_reply_id": platform_id, "recovered": recovered})
+                return SendOutcome(reply_id, ReplyState.SENT.value, platform_id, recovered=recovered)
             message, retryable = plain_error(error)
             retryable = retryable and reply.attempts < self.MAX_ATTEMPTS
             reply.transition(ReplyState.FAILED)
@@ -182,18 +183,18 @@ class Dispatcher:
             if retryable:
                 backoff = min(self.BACKOFF * 2 ** (reply.attempts - 1), self.MAX_BACKOFF)
                 reply.next_attempt_at = error.retry_at if isinstance(error, RateLimited) else now + backoff
-            session.add(AuditEvent(action="reply_failed", object_type="reply", object_id=str(reply_id), at=now,
-                                   user_id=reply.user_id, detail={"error": message, "retryable": retryable}))
+            audit.record(session, audit.REPLY_FAILED, "reply", reply_id, user_id=reply.user_id, at=now,
+                         detail={"error": message, "retryable": retryable})
             log.warning("reply %s failed (attempt %s, %s): %s", reply_id, reply.attempts,
                         "will retry" if retryable else "final", message)
-            return Outcome(reply_id, ReplyState.FAILED.value, error=message)
+            return SendOutcome(reply_id, ReplyState.FAILED.value, error=message)
 
 
 def _mention_data(m: Mention) -> MentionData:
     author = m.author
     return MentionData(
-        platform=Platform(m.platform), external_id=m.external_id, text=m.text, created_at=m.created_at,
-        author=AuthorData(Platform(m.platform), author.external_id, author.handle, author.display_name,
+        platform=m.platform, external_id=m.external_id, text=m.text, created_at=m.created_at,
+        author=AuthorData(m.platform, author.external_id, author.handle, author.display_name,
                           author.followers, author.profile_url),
         brand=m.brand, source=m.source, language=m.language, conversation_id=m.conversation_id,
         in_reply_to_id=m.in_reply_to_id, permalink=m.permalink, is_own=m.is_own,

@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session
 from models.config import RetentionConfig
 from models.orm import Author, LinkProposal, Mention
 from responders import audit
-from responders.gdpr import affected, delete_mentions
+from responders.customers.gdpr import affected, delete_mentions
 
-RETENTION = "retention"
 BATCH = 5000
 
 
@@ -41,7 +40,7 @@ def apply_retention(session: Session, now: datetime, retention: RetentionConfig,
         session.execute(delete(LinkProposal).where(
             LinkProposal.author_a.in_(orphans) | LinkProposal.author_b.in_(orphans)))
         summary["authors"] = affected(session.execute(delete(Author).where(Author.id.in_(orphans))))
-    audit.record(session, RETENTION, "retention", None, user_id=None, at=now,
+    audit.record(session, audit.RETENTION, "retention", None, user_id=None, at=now,
                  detail={**summary, "raw_payload_days": retention.raw_payload_days,
                          "mention_days": retention.mention_days})
     session.flush()

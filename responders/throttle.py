@@ -12,30 +12,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import case, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.config import LoginConfig
+from models.db import insert_into
 from models.orm import LoginThrottle
+from responders.errors import Busy
 
 MAX_DELAY = timedelta(seconds=60)
 
 
-class Throttled(Exception):
-    """A sign-in refused before its password was looked at; `until` says when to try again."""
+class Throttled(Busy):
+    """A sign-in refused before its password was looked at; `until` says when to try again (HTTP 429)."""
+
+    status = 429
 
     def __init__(self, until: datetime, *, locked: bool, now: datetime) -> None:
         self.until, self.locked = until, locked
-        self.retry_after = max(int((until - now).total_seconds() + 0.999), 1)
+        retry_after = max(int((until - now).total_seconds() + 0.999), 1)
         if locked:
-            minutes = max(round(self.retry_after / 60), 1)
+            minutes = max(round(retry_after / 60), 1)
             message = f"Too many failed sign-ins: signing in is locked for about {minutes} more minute(s)."
         else:
-            message = f"Too many failed sign-ins: wait {self.retry_after} s before the next try."
-        super().__init__(message)
+            message = f"Too many failed sign-ins: wait {retry_after} s before the next try."
+        super().__init__(message, retry_after)
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,6 @@ def account_key(username: str) -> str:
 
 def address_key(address: str) -> str:
     return "address:" + address[:100]
-
-
-def _insert(session: Session) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (SQLite and PostgreSQL)."""
-    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name]
 
 
 class LoginThrottler:
@@ -93,7 +90,7 @@ class LoginThrottler:
         """Count one failure for the account and the address; returns the locks it set."""
         locks: list[Lock] = []
         for kind, key, limit in self._keys(username, address):
-            session.execute(_insert(session)(LoginThrottle)
+            session.execute(insert_into(session, LoginThrottle)
                             .values(key=key, failures=0, window_started_at=now)
                             .on_conflict_do_nothing(index_elements=["key"]))
             stale = LoginThrottle.window_started_at <= now - self.window

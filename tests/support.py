@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from listener.platforms.base import FetchResult, Source
+from listener.poller import ClassifierLike, Poller
+from models.config import RankingConfig
 from models.domain import AuthorData, MentionData, Platform
+from responders.queue.intake import Intake
+
+
+def make_poller(sessions: sessionmaker[Session], classifier: ClassifierLike, *,
+                clock: Callable[[], datetime] | None = None, ranking: RankingConfig | None = None) -> Poller:
+    """A poller wired as the composition root wires it: the review queue's intake behind it."""
+    kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    return Poller(sessions, classifier, intake=Intake(sessions, ranking=ranking, **kwargs), **kwargs)
 
 
 class FakeClock:
@@ -30,13 +44,13 @@ class FakeClock:
 # --------------------------------------------------------------------------- a scripted source
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-SOURCE = Source("x:acme:search:0", Platform.X, "Acme", "search", "acme")
+SOURCE = Source("x:acme:search:0", "x", "Acme", "search", "acme")
 
 
 def post(n: int, text: str = "my order never arrived, please help", author: str = "u1", **kw: object) -> MentionData:
     return MentionData(
-        platform=Platform.X, external_id=str(1000 + n), text=text, created_at=T0 + timedelta(minutes=n),
-        author=AuthorData(Platform.X, author, handle=f"h{author}", followers=100), brand="Acme",
+        platform="x", external_id=str(1000 + n), text=text, created_at=T0 + timedelta(minutes=n),
+        author=AuthorData("x", author, handle=f"h{author}", followers=100), brand="Acme",
         source=SOURCE.name, conversation_id=str(1000 + n), **kw,  # type: ignore[arg-type]
     )
 
@@ -47,7 +61,7 @@ class ScriptedAdapter:
 
     batches: list[list[MentionData] | Exception] = field(default_factory=list)
     seen_cursors: list[str | None] = field(default_factory=list)
-    platform: Platform = Platform.X
+    platform: Platform = "x"
 
     def sources(self) -> list[Source]:
         return [SOURCE]

@@ -81,7 +81,7 @@ def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
 
 
 def _print_scores(console: Console, title: str, s: dict[str, Any], seconds: float | None = None) -> None:
-    from models.training import LABELS
+    from models.sentiment import LABELS
 
     summary = Table(title=title)
     for col in ("texts", "accuracy", "macro recall", "macro F1") + (("texts/s",) if seconds else ()):
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Accuracy, macro recall, macro F1 and the confusion matrix on a labelled TSV file."""
         from models.sentiment import LABELS, build_classifier
-        from models.training import read_tsv, scores
+        from models.sentiment.training import read_tsv, scores
 
         try:
             texts, labels = read_tsv(file)
@@ -164,13 +164,12 @@ def register(app: typer.Typer) -> None:
                                  "int8-noqkv."),
     ) -> None:
         """Train the default model's head on frozen embeddings and report validation scores."""
-        from models.training import HEAD_PATH, train_from_dir
+        from models.sentiment import ENCODER_MODES, HEAD_PATH
+        from models.sentiment.training import train_from_dir
 
         console = Console()
-        from models.encoder import MODES
-
-        if mode is not None and (mode not in MODES or mode == "auto"):
-            raise typer.BadParameter(f"expected one of {', '.join(m for m in MODES if m != 'auto')}",
+        if mode is not None and (mode not in ENCODER_MODES or mode == "auto"):
+            raise typer.BadParameter(f"expected one of {', '.join(m for m in ENCODER_MODES if m != 'auto')}",
                                      param_hint="--mode")
         head = train_from_dir(data, extra=list(extra), seed=seed, batch_size=batch_size,
                               config={"encoder_mode": mode} if mode else None,

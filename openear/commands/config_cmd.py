@@ -9,9 +9,10 @@ import typer
 from rich.console import Console
 from rich.pretty import Pretty
 
-from models.config import load_config, load_database_config, summary
+from models.config import summary
+from models.config_loader import load_config, load_database_config
 from models.db import make_engine, upgrade
-from openear.context import CliContext, OpenearError
+from openear.context import CliContext, UsageError
 
 console = Console()
 
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
         """Write a documented config file and create the database it names."""
         target = path or ctx.ensure_object(CliContext).config_path
         if target.exists() and not force:
-            raise OpenearError(f"{target} exists already; pass --force to overwrite it")
+            raise UsageError(f"{target} exists already; pass --force to overwrite it")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(config_template(), encoding="utf-8")
         console.print(f"wrote {target}")

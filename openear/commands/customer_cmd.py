@@ -8,13 +8,14 @@ from pathlib import Path
 import typer
 from sqlalchemy import select
 
+from listener.platforms import SPECS
 from models.orm import Author
-from openear.context import CliContext, OpenearError
-from responders import gdpr
-from responders.customer_view import customer_overview, resolve
-from responders.customers import CustomerError, propose_links
+from openear.context import CliContext, UsageError
+from responders.customers import gdpr, propose_links
+from responders.customers.overview import customer_overview, resolve
 
-REF_HELP = "A customer id, x:@handle or facebook:<author id> (an unlinked author gets a customer)."
+REF_HELP = (f"A customer id, {', '.join(s.reference_hint() for s in SPECS.values())} "
+            "(an unlinked author gets a customer).")
 
 
 def register(app: typer.Typer) -> None:
@@ -26,34 +27,28 @@ def register(app: typer.Typer) -> None:
     def show(ctx: typer.Context, ref: str = typer.Argument(..., help=REF_HELP)) -> None:
         """Customer since, identities, earlier conversations with their outcome, notes and tags."""
         openear = ctx.ensure_object(CliContext).app()
-        try:
-            with openear.sessions.begin() as session:
-                overview = customer_overview(session, resolve(session, ref, openear.clock()))
-                assert overview is not None
-                c = overview.customer
-                typer.echo(f"customer #{c.id} {c.display_name or ''} since {overview.since:%Y-%m-%d}")
-                for a in overview.authors:
-                    typer.echo(f"  {a.platform}: {a.display_name or ''} @{a.handle or a.external_id}")
-                for v in overview.conversations:
-                    by = f" by {v.outcome.by}" if v.outcome.by else ""
-                    typer.echo(f"  {v.started_at:%Y-%m-%d} {v.platform} {v.outcome.state}{by}: {v.text[:80]}")
-                typer.echo(f"  open complaints: {overview.open_complaints}; tags: {', '.join(overview.tags)}")
-                for n in overview.notes:
-                    typer.echo(f"  note: {n.text}")
-        except CustomerError as exc:
-            raise OpenearError(str(exc)) from None
+        with openear.sessions.begin() as session:
+            overview = customer_overview(session, resolve(session, ref, openear.clock()))
+            assert overview is not None
+            c = overview.customer
+            typer.echo(f"customer #{c.id} {c.display_name or ''} since {overview.since:%Y-%m-%d}")
+            for a in overview.authors:
+                typer.echo(f"  {a.platform}: {a.display_name or ''} @{a.handle or a.external_id}")
+            for v in overview.conversations:
+                by = f" by {v.outcome.by}" if v.outcome.by else ""
+                typer.echo(f"  {v.started_at:%Y-%m-%d} {v.platform} {v.outcome.state}{by}: {v.text[:80]}")
+            typer.echo(f"  open complaints: {overview.open_complaints}; tags: {', '.join(overview.tags)}")
+            for n in overview.notes:
+                typer.echo(f"  note: {n.text}")
 
     @customer_app.command("export")
     def export(ctx: typer.Context, ref: str = typer.Argument(..., help=REF_HELP),
                out: Path | None = typer.Option(None, "--out", help="Write the JSON here (default: stdout).")) -> None:
         """Everything openear stores about the customer, as JSON."""
         openear = ctx.ensure_object(CliContext).app()
-        try:
-            with openear.sessions.begin() as session:
-                data = gdpr.export_customer(session, resolve(session, ref, openear.clock(), create=False),
-                                            now=openear.clock())
-        except CustomerError as exc:
-            raise OpenearError(str(exc)) from None
+        with openear.sessions.begin() as session:
+            data = gdpr.export_customer(session, resolve(session, ref, openear.clock(), create=False),
+                                        now=openear.clock())
         text = json.dumps(data, ensure_ascii=False, indent=2)
         if out is None:
             typer.echo(text)
@@ -66,15 +61,12 @@ def register(app: typer.Typer) -> None:
               yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
         """Delete the customer and everything about them; only anonymous counts remain."""
         openear = ctx.ensure_object(CliContext).app()
-        try:
-            with openear.sessions.begin() as session:
-                customer_id = resolve(session, ref, openear.clock(), create=False)
-                if not yes and not typer.confirm(f"Erase customer #{customer_id} and everything about them?"):
-                    raise OpenearError("not erased")
-                summary = gdpr.erase_customer(session, customer_id, None, openear.clock(),
-                                               openear.config.timezones())
-        except CustomerError as exc:
-            raise OpenearError(str(exc)) from None
+        with openear.sessions.begin() as session:
+            customer_id = resolve(session, ref, openear.clock(), create=False)
+            if not yes and not typer.confirm(f"Erase customer #{customer_id} and everything about them?"):
+                raise UsageError("not erased")
+            summary = gdpr.erase_customer(session, customer_id, None, openear.clock(),
+                                           openear.config.timezones())
         typer.echo(f"erased customer #{customer_id}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
 
     @customer_app.command("propose-links")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from models.config import load_database_config
+from models.config_loader import load_database_config
 from models.db import current_revision, head_revision, make_engine, upgrade
 from openear.context import CliContext
 

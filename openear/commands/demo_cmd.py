@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import select
 
-from models.config import load_config
+from models.config_loader import load_config
 from models.db import make_engine, upgrade
 from models.orm import User, utcnow
 from openear.app import OpenEar

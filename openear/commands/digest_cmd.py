@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
-from openear.context import CliContext, OpenearError
+from openear.context import CliContext, UsageError
 
 console = Console()
 
@@ -41,11 +41,11 @@ def register(app: typer.Typer) -> None:
         config = openear.config
         names = [b.name for b in config.brands]
         if brand is not None and brand not in names:
-            raise OpenearError(f"no brand named {brand!r}; configured: {', '.join(names)}")
+            raise UsageError(f"no brand named {brand!r}; configured: {', '.join(names)}")
         try:
             wanted = date.fromisoformat(day) if day else None
         except ValueError:
-            raise OpenearError(f"--date {day!r} is not a date like 2026-03-29") from None
+            raise UsageError(f"--date {day!r} is not a date like 2026-03-29") from None
         now = openear.clock()
         chosen = [brand] if brand else names
         for name in chosen:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from openear.context import CliContext, OpenearError
+from openear.context import CliContext, UsageError
 
 console = Console()
 
@@ -28,11 +28,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Poll the configured sources once and print what came in (new, duplicates, errors)."""
         if not once:
-            raise OpenearError("use `openear poll --once` for a single poll, or `openear run` for the daemon")
+            raise UsageError("use `openear poll --once` for a single poll, or `openear run` for the daemon")
         openear = ctx.ensure_object(CliContext).app()
         if source and not openear.sources(source):
             names = ", ".join(s.name for _, s in openear.sources()) or "none configured"
-            raise OpenearError(f"no source named {source!r}; sources: {names}")
+            raise UsageError(f"no source named {source!r}; sources: {names}")
         results = openear.poll_all(source)
         if as_json:
             console.print_json(json.dumps([asdict(r) for r in results], default=str))

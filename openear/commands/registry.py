@@ -1,4 +1,4 @@
-"""Every command group beyond config/db, in one explicit list (the CLI's only extension point)."""
+"""Every command group of the CLI, in one explicit list (its only extension point), in `openear --help` order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import typer
 
-from openear.commands import demo_cmd, listen_cmd
+from openear.commands import config_cmd, db_cmd, demo_cmd, listen_cmd
 
 
 def _optional(module: str) -> list[Callable[[typer.Typer], None]]:
@@ -22,6 +22,8 @@ def _optional(module: str) -> list[Callable[[typer.Typer], None]]:
 
 
 COMMANDS: list[Callable[[typer.Typer], None]] = [
+    config_cmd.register,
+    db_cmd.register,
     listen_cmd.register,
     demo_cmd.register,
     *_optional("openear.commands.classifier"),

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from models.domain import Role
 from models.orm import User
-from openear.context import CliContext, OpenearError
-from responders.auth import UserError, create_user, list_users, update_user
+from openear.context import CliContext, UsageError
+from responders.auth import create_user, list_users, update_user
+from responders.errors import NotFound
 
 console = Console()
 
@@ -21,7 +22,7 @@ def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            raise OpenearError("no password on standard input")
+            raise UsageError("no password on standard input")
         return password
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
@@ -54,12 +55,9 @@ def register(app: typer.Typer) -> None:
         """Create a user; the password is asked for (twice) unless --password-stdin."""
         openear = ctx.ensure_object(CliContext).app()
         password = _read_password(password_stdin)
-        try:
-            with openear.sessions.begin() as session:
-                user = create_user(session, name, password, role.value, now=openear.clock())
-                console.print(f"created {user.username} ({user.role})")
-        except UserError as exc:
-            raise OpenearError(str(exc)) from None
+        with openear.sessions.begin() as session:
+            user = create_user(session, name, password, role.value, now=openear.clock())
+            console.print(f"created {user.username} ({user.role})")
 
     @user_app.command("set")
     def user_set(
@@ -73,16 +71,13 @@ def register(app: typer.Typer) -> None:
         """Change a user's role, activation or password."""
         openear = ctx.ensure_object(CliContext).app()
         password = _read_password(password_stdin) if (password_stdin or new_password) else None
-        try:
-            with openear.sessions.begin() as session:
-                user_id = session.scalar(select(User.id).where(User.username == name))
-                if user_id is None:
-                    raise UserError(f"no user named {name!r}; `openear user list` shows them")
-                user = update_user(session, user_id, now=openear.clock(), actor_id=None,
-                                   role=role.value if role else None, active=active, password=password)
-                console.print(f"{user.username}: {user.role}, {'active' if user.active else 'deactivated'}")
-        except UserError as exc:
-            raise OpenearError(str(exc)) from None
+        with openear.sessions.begin() as session:
+            user_id = session.scalar(select(User.id).where(User.username == name))
+            if user_id is None:
+                raise NotFound(f"no user named {name!r}; `openear user list` shows them")
+            user = update_user(session, user_id, now=openear.clock(), actor_id=None,
+                               role=role.value if role else None, active=active, password=password)
+            console.print(f"{user.username}: {user.role}, {'active' if user.active else 'deactivated'}")
 
     @user_app.command("list")
     def user_list(ctx: typer.Context) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jinja2
 
+from listener.platforms import display_name
 from responders.digest.build import DigestData
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -54,7 +55,7 @@ def _local(iso: str, timezone: str) -> str:
 def _env(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=autoescape,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(duration=_duration, pct=_pct, local=_local)
+    env.filters.update(duration=_duration, pct=_pct, local=_local, platform_name=display_name)
     return env
 
 

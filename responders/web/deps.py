@@ -21,6 +21,7 @@ from models.domain import Role
 from models.orm import User
 from responders import sessions as web_sessions
 from responders.auth import has_role
+from responders.queue.intake import Intake
 from responders.sessions import Lifetimes
 from responders.throttle import LoginThrottler
 
@@ -45,11 +46,13 @@ class WebContext:
     templates: Jinja2Templates
     throttler: LoginThrottler = field(init=False)
     lifetimes: Lifetimes = field(init=False)
+    intake: Intake = field(init=False)
 
     def __post_init__(self) -> None:
         web_config = self.config.web
         self.throttler = LoginThrottler(web_config.login)
         self.lifetimes = Lifetimes.of(web_config)
+        self.intake = Intake(self.sessions, ranking=self.config.ranking, clock=self.clock)
 
     def notify_reply(self, reply_id: int) -> None:
         """Tell the dispatcher a reply is queued; without a hook (or if it fails) the reply stays queued."""

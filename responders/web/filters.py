@@ -10,7 +10,8 @@ from urllib.parse import quote, urlencode
 import jinja2
 from markupsafe import Markup, escape
 
-from responders.queue_list import format_duration
+from listener.platforms import SPECS, display_name
+from responders.queue.listing import format_duration
 
 # Direction controls (embeddings, overrides, isolates, marks) can reorder the text around them;
 # they are shown as visible markers instead of acting on the page.
@@ -77,10 +78,20 @@ def query(params: dict[str, str]) -> str:
 
 
 def platform_name(platform: str) -> str:
-    return {"x": "X", "facebook": "Facebook"}.get(platform, platform.capitalize())
+    return display_name(platform)
+
+
+def platform_badge(platform: str) -> str:
+    spec = SPECS.get(platform)
+    return spec.badge if spec else platform[:2]
+
+
+def has_handles(platform: str) -> bool:
+    spec = SPECS.get(platform)
+    return spec is not None and spec.has_handles
 
 
 def install(env: jinja2.Environment) -> None:
     env.filters.update(inert=inert, followers=followers, duration=duration, when=when, iso=iso,
-                       platform_name=platform_name)
+                       platform_name=platform_name, platform_badge=platform_badge, has_handles=has_handles)
     env.globals.update(age=age, sla=sla, query=query)

@@ -10,8 +10,8 @@ from models.domain import Role
 from models.orm import User
 from responders import audit, queue
 from responders.auth import UserError, create_user, list_users, sign_out_everywhere, update_user
-from responders.history import team_report
-from responders.queue import QueueError
+from responders.errors import ServiceError, status_of
+from responders.reports import team_report
 from responders.sessions import live_counts
 from responders.web.deps import DbId, check_csrf, db, flash, query_int, render, require, web
 
@@ -138,9 +138,10 @@ def _saved_save(request: Request, session: Session, user: User, saved_id: int | 
         queue.save_saved_reply(session, user, name=name, text=text, language=language, now=web(request).clock(),
                                saved_reply_id=saved_id)
         session.commit()
-    except QueueError as exc:
+    except ServiceError as exc:
         session.rollback()
-        return _saved_page(request, session, str(exc), 422, {"name": name, "text": text, "language": language})
+        return _saved_page(request, session, str(exc), status_of(exc),
+                           {"name": name, "text": text, "language": language})
     flash(request, f"Saved reply {name.strip()!r} saved.")
     return RedirectResponse("/admin/saved-replies", status_code=303)
 
@@ -151,8 +152,8 @@ def saved_delete(request: Request, saved_id: DbId, user: User = Depends(admin),
     try:
         queue.delete_saved_reply(session, user, saved_id, now=web(request).clock())
         session.commit()
-    except QueueError as exc:
+    except ServiceError as exc:
         session.rollback()
-        return _saved_page(request, session, str(exc), 404)
+        return _saved_page(request, session, str(exc), status_of(exc))
     flash(request, "Saved reply deleted.")
     return RedirectResponse("/admin/saved-replies", status_code=303)

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from models.domain import Role
 from models.orm import Author, LinkProposal, User
-from responders import customers, gdpr
-from responders.customer_view import customer_overview, search
-from responders.customers import PROPOSED, CustomerError
+from responders import customers, notes
+from responders.customers import PROPOSED, gdpr
+from responders.customers.overview import customer_overview, search
+from responders.errors import NotFound, ServiceError
 from responders.web.deps import DbId, FormId, check_csrf, current_user, db, flash, render, require, web
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
@@ -40,7 +41,7 @@ def _act(request: Request, session: Session, user: User, action: Callable[[], in
     try:
         target = action()
         session.commit()
-    except CustomerError as exc:
+    except ServiceError as exc:
         session.rollback()
         flash(request, str(exc), "error")
         return RedirectResponse(back, status_code=303)
@@ -54,7 +55,7 @@ def confirm(request: Request, proposal_id: DbId, user: User = Depends(current_us
 
     def action() -> int:
         customer = customers.confirm(session, proposal_id, user.id, ctx.clock())
-        customers.rerank_customer(session, customer.id, ctx.clock(), ctx.config.ranking)
+        ctx.intake.rerank_customer(session, customer.id, ctx.clock())
         flash(request, "Linked: both identities now share one customer history.")
         return customer.id
 
@@ -97,7 +98,7 @@ def link(request: Request, customer_id: DbId, author_id: FormId, user: User = De
 
     def action() -> int:
         customer = customers.link_authors(session, customer_id, author_id, user.id, ctx.clock())
-        customers.rerank_customer(session, customer.id, ctx.clock(), ctx.config.ranking)
+        ctx.intake.rerank_customer(session, customer.id, ctx.clock())
         flash(request, "Identity linked.")
         return customer.id
 
@@ -122,7 +123,7 @@ def merge(request: Request, customer_id: DbId, other_id: FormId, user: User = De
 
     def action() -> int:
         kept = customers.merge_customers(session, customer_id, other_id, user.id, ctx.clock())
-        customers.rerank_customer(session, kept.id, ctx.clock(), ctx.config.ranking)
+        ctx.intake.rerank_customer(session, kept.id, ctx.clock())
         flash(request, f"Customer #{other_id} merged into this one.")
         return kept.id
 
@@ -133,7 +134,7 @@ def merge(request: Request, customer_id: DbId, other_id: FormId, user: User = De
 def note(request: Request, customer_id: DbId, text: str = Form(""), user: User = Depends(current_user),
          session: Session = Depends(db)) -> Response:
     def action() -> int:
-        customers.add_note(session, customer_id, text, user.id, web(request).clock())
+        notes.add_note(session, text, user_id=user.id, now=web(request).clock(), customer_id=customer_id)
         flash(request, "Note saved (internal, never sent).")
         return customer_id
 
@@ -144,7 +145,7 @@ def note(request: Request, customer_id: DbId, text: str = Form(""), user: User =
 def tags(request: Request, customer_id: DbId, tags: str = Form(""), user: User = Depends(current_user),
          session: Session = Depends(db)) -> Response:
     def action() -> int:
-        customers.set_tags(session, customer_id, tags.split(","), user.id, web(request).clock())
+        notes.set_customer_tags(session, customer_id, tags.split(","), user_id=user.id, now=web(request).clock())
         flash(request, "Tags saved.")
         return customer_id
 
@@ -157,7 +158,7 @@ def export(request: Request, customer_id: DbId, user: User = Depends(require(Rol
     try:
         data = gdpr.export_customer(session, customer_id, actor=user.id, now=web(request).clock())
         session.commit()
-    except CustomerError as exc:
+    except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     return Response(json.dumps(data, ensure_ascii=False, indent=2), media_type="application/json", headers={
         "Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'})
@@ -173,7 +174,7 @@ def erase(request: Request, customer_id: DbId, confirm_id: str = Form(""), user:
         summary = gdpr.erase_customer(session, customer_id, user.id, web(request).clock(),
                                        web(request).config.timezones())
         session.commit()
-    except CustomerError as exc:
+    except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     flash(request, f"Customer #{customer_id} erased: {summary.get('mentions', 0)} mentions, "
                    f"{summary.get('identities', 0)} identities; only anonymous counts remain.")

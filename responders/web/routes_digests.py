@@ -5,42 +5,23 @@ from __future__ import annotations
 import base64
 import re
 from datetime import date
-from pathlib import Path
 from urllib.parse import quote
 
-import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.domain import Role
 from models.orm import Digest, User
-from responders.auth import has_role
 from responders.digest.render import CID_RE
-from responders.web.deps import csrf_token, db, require, web
+from responders.web.deps import db, render, require
 
 router = APIRouter()
 manager = require(Role.MANAGER)
-DIGEST_TEMPLATES = Path(__file__).resolve().parents[1] / "digest" / "templates"
 # the archived email is a standalone document with inline styles and no scripts
 DIGEST_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; base-uri 'none'; "
               "form-action 'none'; frame-ancestors 'none'")
-
-
-def _templates(request: Request) -> Jinja2Templates:
-    """The app's template environment, able to load the digest list page too."""
-    found = getattr(request.app.state, "digest_templates", None)
-    if found is None:
-        env = web(request).templates.env
-        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(DIGEST_TEMPLATES)]
-        if env.loader is not None:
-            loaders.append(env.loader)
-        overlay = env.overlay(loader=jinja2.ChoiceLoader(loaders))
-        found = request.app.state.digest_templates = Jinja2Templates(env=overlay)
-    assert isinstance(found, Jinja2Templates)
-    return found
 
 
 def _day(value: str) -> date:
@@ -67,11 +48,7 @@ def digest_list(request: Request, user: User = Depends(manager), session: Sessio
         select(Digest.id, Digest.brand, Digest.day, Digest.created_at, Digest.sent_at, Digest.send_attempts,
                Digest.last_error).order_by(Digest.day.desc(), Digest.brand).limit(365)
     ).all()
-    ctx = web(request)
-    context = {"user": user, "csrf": csrf_token(request), "flashes": request.session.pop("flash", []),
-               "now": ctx.clock(), "config": ctx.config, "is_manager": True,
-               "is_admin": has_role(user, Role.ADMIN), "digests": rows, "quote": quote}
-    return _templates(request).TemplateResponse(request, "web_list.html", context)
+    return render(request, "digests.html", {"digests": rows, "quote": quote})
 
 
 @router.get("/digests/{day}")

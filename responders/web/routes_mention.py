@@ -10,34 +10,19 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from listener.platforms import spec_of
 from models.domain import QueueState, Role, SentimentLabel
 from models.orm import QueueItem, Reply, SavedReply, User
 from responders import queue
 from responders.auth import has_role, list_users
 from responders.customers import pending_links
-from responders.history import conversation, customer_history, mention_detail
-from responders.queue import (
-    DISMISS_REASONS,
-    PLATFORM_LIMITS,
-    ClaimConflict,
-    Invalid,
-    NotAllowed,
-    NotFound,
-    QueueError,
-    is_expired,
-    item_for_mention,
-)
-from responders.queue_list import OPEN_STATES, live_reasons
+from responders.errors import Invalid, ServiceError, status_of
+from responders.queue import DISMISS_REASONS, is_expired, item_for_mention
+from responders.queue.detail import conversation, customer_timeline, mention_detail
+from responders.queue.listing import OPEN_STATES, live_reasons
 from responders.web.deps import DbId, FormId, check_csrf, current_user, db, flash, render, web
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
-
-STATUS = {ClaimConflict: 409, NotFound: 404, NotAllowed: 403, Invalid: 422}
-
-
-def _status(exc: QueueError) -> int:
-    return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-
 
 def _saved_replies(session: Session, detail: Any, user: User) -> list[dict[str, Any]]:
     return [
@@ -71,13 +56,13 @@ def mention_page(
         "thread": conversation(session, detail.mention),
         "reasons_live": live_reasons(detail.mention.priority_reasons, detail.mention.created_at, now,
                                      open_item=item is not None and item.state in OPEN_STATES),
-        "history": customer_history(session, detail.mention),
+        "history": customer_timeline(session, detail.mention),
         "customer_links": pending_links(session, detail.author.id),
         "held_by_me": held_by_me,
         "claim_expired": item is not None and is_expired(item, now, timeout),
         "can_claim": item is not None and (item.state == QueueState.NEW.value or (
             item.state == QueueState.CLAIMED.value and not held_by_me and is_expired(item, now, timeout))),
-        "limit": PLATFORM_LIMITS.get(detail.mention.platform, 8000),
+        "limit": spec_of(detail.mention.platform).reply_limit,
         "saved": saved,
         "draft": draft or "",
         "error": error,
@@ -102,9 +87,9 @@ def _act(
     try:
         message = action()
         session.commit()
-    except QueueError as exc:
+    except ServiceError as exc:
         session.rollback()
-        return mention_page(request, session, user, mention_id, error=str(exc), status_code=_status(exc),
+        return mention_page(request, session, user, mention_id, error=str(exc), status_code=status_of(exc),
                             draft=draft)
     flash(request, message)
     return RedirectResponse(f"/mentions/{mention_id}{anchor}", status_code=303)
@@ -206,9 +191,9 @@ def add_note(request: Request, mention_id: DbId, text: str = Form(""), on: str =
             detail = mention_detail(session, mention_id)
             if detail is None or detail.customer is None:
                 raise Invalid("this author is not linked to a customer yet; add the note to the mention")
-            queue.add_note(session, user, text, now=now, customer_id=detail.customer.id)
+            queue.add_note(session, text, user_id=user.id, now=now, customer_id=detail.customer.id)
         else:
-            queue.add_note(session, user, text, now=now, mention_id=mention_id)
+            queue.add_note(session, text, user_id=user.id, now=now, mention_id=mention_id)
         _renew(request, session, user, mention_id)
         return "Note saved (internal, never sent)."
 
@@ -219,7 +204,7 @@ def add_note(request: Request, mention_id: DbId, text: str = Form(""), on: str =
 def add_tag(request: Request, mention_id: DbId, tag: str = Form(""), user: User = Depends(current_user),
             session: Session = Depends(db)) -> Response:
     def action() -> str:
-        added = queue.add_tag(session, mention_id, user, tag, now=web(request).clock())
+        added = queue.add_tag(session, mention_id, tag, user_id=user.id, now=web(request).clock())
         _renew(request, session, user, mention_id)
         return f"Tagged {added}."
 
@@ -230,7 +215,7 @@ def add_tag(request: Request, mention_id: DbId, tag: str = Form(""), user: User 
 def remove_tag(request: Request, mention_id: DbId, tag: str = Form(""), user: User = Depends(current_user),
                session: Session = Depends(db)) -> Response:
     def action() -> str:
-        removed = queue.remove_tag(session, mention_id, user, tag, now=web(request).clock())
+        removed = queue.remove_tag(session, mention_id, tag, user_id=user.id, now=web(request).clock())
         return f"Tag {removed} removed."
 
     return _act(request, session, user, mention_id, action)
@@ -262,9 +247,9 @@ def heartbeat(request: Request, mention_id: DbId, user: User = Depends(current_u
     try:
         held = queue.touch(session, _item_id(session, mention_id), user, now=web(request).clock())
         session.commit()
-    except QueueError as exc:
+    except ServiceError as exc:
         session.rollback()
-        return JSONResponse({"held": False, "error": str(exc)}, status_code=_status(exc))
+        return JSONResponse({"held": False, "error": str(exc)}, status_code=status_of(exc))
     return JSONResponse({"held": held})
 
 

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from models.domain import Platform, SentimentLabel
+from listener.platforms import SPECS
+from models.domain import SentimentLabel
 from models.orm import User
-from responders.queue_list import (
+from responders.queue.listing import (
     STATE_CHOICES,
     QueueFilter,
     QueueRow,
@@ -31,7 +32,7 @@ def _int(value: str | None, default: int = 0) -> int:
 def queue_filter(request: Request) -> QueueFilter:
     """The filter from the query string (unknown values are ignored, never an error page)."""
     p = request.query_params
-    platforms = {x.value for x in Platform}
+    platforms = set(SPECS)
     sentiments = {x.value for x in SentimentLabel}
     return QueueFilter(
         brand=p.get("brand") or None,
@@ -60,7 +61,7 @@ def queue_page(request: Request, user: User = Depends(current_user), session: Se
         "failed": failed_replies(session),
         "brands": [b.name for b in ctx.config.brands],
         "languages": languages,
-        "platforms": [x.value for x in Platform],
+        "platforms": list(SPECS),
         "sentiments": [x.value for x in SentimentLabel],
         "states": STATE_CHOICES,
         "sla_hours": ctx.config.queue.sla_hours,

@@ -18,11 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from listener.platforms.base import AuthFailed, PlatformError, RateLimited, Source, TargetGone, Transient
 from listener.platforms.facebook import FacebookPage, FacebookPlatform, from_config
 from listener.platforms.http import RewritingAdapter
-from listener.poller import Poller
-from models.config import parse_config
-from models.domain import Platform
+from models.config_loader import parse_config
 from models.orm import Mention, QueueItem
 from sandbox.graph_api import GraphApiEmulator
+from tests.support import make_poller
 
 CUSTOMER = "Hannah <Hostile> Huber"
 DAY = 86400.0
@@ -403,7 +402,7 @@ web:
   secret_key: "0123456789abcdef0123"
 """)
     adapter = from_config(config, clock=clock)
-    assert adapter.platform == Platform.FACEBOOK and adapter.lookback == timedelta(days=3)
+    assert adapter.platform == "facebook" and adapter.lookback == timedelta(days=3)
     first, second = adapter.sources()
     post = emulator.add_post(CUSTOMER, "hello from config")
     assert ids(adapter.fetch(first, None)) == [post]
@@ -426,7 +425,7 @@ def test_2000_comments_through_the_poller(emulator: GraphApiEmulator, clock: Any
                                           sessions: sessionmaker[Session]) -> None:
     adapter = make_adapter(emulator, clock)
     source = adapter.sources()[0]
-    poller = Poller(sessions, _Classifier(), clock=clock)
+    poller = make_poller(sessions, _Classifier(), clock=clock)
     posts = [old_post(emulator, clock, 13 - i * 0.3, f"post {i}") for i in range(40)]
     expected = set(posts)
     for round_ in range(4):

@@ -10,15 +10,13 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from listener import poller as poller_module
 from listener.platforms.base import RateLimited, Transient
-from listener.poller import Poller
-from models.domain import AuthorData, MentionData, Platform, QueueState
+from models.domain import AuthorData, MentionData, QueueState
 from models.orm import Author, Mention, PollCursor, QueueItem
-from tests.support import SOURCE, T0, CountingClassifier, Result, ScriptedAdapter, post
+from tests.support import SOURCE, T0, CountingClassifier, Result, ScriptedAdapter, make_poller, post
 
 
 def count(sessions: sessionmaker[Session], model: type) -> int:
@@ -34,7 +32,7 @@ def classifier() -> CountingClassifier:
 def test_new_mentions_are_stored_classified_ranked_and_queued(sessions: sessionmaker[Session],
                                                               classifier: CountingClassifier) -> None:
     adapter = ScriptedAdapter([[post(1), post(2, "love the new plan, thanks!")]])
-    result = Poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1)).poll_once(adapter, SOURCE)
+    result = make_poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1)).poll_once(adapter, SOURCE)
     assert (result.new, result.queued, result.duplicates) == (2, 2, 0)
     with sessions() as session:
         items = session.scalars(select(QueueItem).order_by(QueueItem.priority.desc())).all()
@@ -50,7 +48,7 @@ def test_new_mentions_are_stored_classified_ranked_and_queued(sessions: sessionm
 def test_duplicates_across_polls_and_within_a_batch_are_stored_once(sessions: sessionmaker[Session],
                                                                      classifier: CountingClassifier) -> None:
     adapter = ScriptedAdapter([[post(1), post(2), post(1)], [post(2), post(3)]])
-    poller = Poller(sessions, classifier)
+    poller = make_poller(sessions, classifier)
     first = poller.poll_once(adapter, SOURCE)
     second = poller.poll_once(adapter, SOURCE)
     assert (first.new, second.new, second.duplicates) == (2, 1, 1)
@@ -63,7 +61,7 @@ def test_duplicates_across_polls_and_within_a_batch_are_stored_once(sessions: se
 def test_a_crash_inside_the_transaction_stores_nothing_and_the_retry_stores_everything_once(
     sessions: sessionmaker[Session], classifier: CountingClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    poller = Poller(sessions, classifier)
+    poller = make_poller(sessions, classifier)
     adapter = ScriptedAdapter([[post(1), post(2)], [post(1), post(2), post(3)]])
 
     def crash(*_args: object) -> None:
@@ -84,7 +82,7 @@ def test_platform_errors_leave_the_cursor_and_are_recorded(sessions: sessionmake
                                                            classifier: CountingClassifier) -> None:
     retry_at = T0 + timedelta(minutes=15)
     adapter = ScriptedAdapter([[post(1)], Transient("HTTP 503 from the X API"), RateLimited("slow down", retry_at)])
-    poller = Poller(sessions, classifier, clock=lambda: T0)
+    poller = make_poller(sessions, classifier, clock=lambda: T0)
     poller.poll_once(adapter, SOURCE)
     with pytest.raises(Transient):
         poller.poll_once(adapter, SOURCE)
@@ -102,7 +100,7 @@ def test_the_brands_own_posts_are_history_and_close_the_item_they_answer(session
                                                                          classifier: CountingClassifier) -> None:
     own = post(5, "Sorry! We sent you a DM.", author="brand", is_own=True, in_reply_to_id="1001")
     adapter = ScriptedAdapter([[post(1)], [own]])
-    poller = Poller(sessions, classifier)
+    poller = make_poller(sessions, classifier)
     poller.poll_once(adapter, SOURCE)
     result = poller.poll_once(adapter, SOURCE)
     assert (result.new, result.own, result.queued, result.closed_by_own_reply) == (1, 1, 0, 1)
@@ -119,7 +117,7 @@ def test_a_failing_classifier_stores_mentions_unclassified(sessions: sessionmake
         def classify(self, texts: list[str]) -> list[Result]:
             raise MemoryError("model too big")
 
-    result = Poller(sessions, Broken()).poll_once(ScriptedAdapter([[post(1)]]), SOURCE)
+    result = make_poller(sessions, Broken()).poll_once(ScriptedAdapter([[post(1)]]), SOURCE)
     assert result.new == 1 and result.warnings
     with sessions() as session:
         mention = session.scalars(select(Mention)).one()
@@ -142,68 +140,12 @@ def test_hostile_text_is_stored_intact_or_cleaned_with_a_reason(
 ) -> None:
     mention = post(1, text)
     mention = MentionData(**{**mention.__dict__, "raw": {"text": text, "nested": [text]}})
-    result = Poller(sessions, classifier).poll_once(ScriptedAdapter([[mention]]), SOURCE)
+    result = make_poller(sessions, classifier).poll_once(ScriptedAdapter([[mention]]), SOURCE)
     with sessions() as session:
         stored = session.scalars(select(Mention)).one()
     assert stored.text == (expect or text)
     assert stored.raw is not None and stored.raw["text"] == (expect or text)
     assert bool(result.warnings) == (expect is not None)
-
-
-def test_history_raises_the_rank_of_a_repeat_complaint(sessions: sessionmaker[Session],
-                                                       classifier: CountingClassifier) -> None:
-    poller = Poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=2))
-    poller.poll_once(ScriptedAdapter([[post(1, author="loyal")]]), SOURCE)
-    later = [post(10, author="loyal"), post(11, author="stranger")]
-    poller.poll_once(ScriptedAdapter([later]), SOURCE)
-    with sessions() as session:
-        by_id = {m.external_id: m for m in session.scalars(select(Mention))}
-    loyal, stranger = by_id["1010"], by_id["1011"]
-    assert loyal.priority is not None and stranger.priority is not None
-    assert loyal.priority > stranger.priority
-    assert loyal.priority_reasons is not None
-    assert "1 earlier conversation" in loyal.priority_reasons
-    assert "last complaint unanswered" in loyal.priority_reasons
-
-
-def test_rerank_moves_a_long_waiting_complaint_up(sessions: sessionmaker[Session],
-                                                  classifier: CountingClassifier) -> None:
-    clock = {"now": T0 + timedelta(minutes=30)}
-    poller = Poller(sessions, classifier, clock=lambda: clock["now"])
-    poller.poll_once(ScriptedAdapter([[post(1, "my order never arrived", author="early")]]), SOURCE)
-    clock["now"] = T0 + timedelta(hours=20)
-    poller.poll_once(ScriptedAdapter([[post(1200, "my order never arrived", author="late")]]), SOURCE)
-    with sessions() as session:
-        before = {m.external_id: m.priority for m in session.scalars(select(Mention))}
-    assert before["1001"] is not None and before["2200"] is not None
-    assert poller.rerank_open() == 2
-    with sessions() as session:
-        after = {m.external_id: (m.priority, m.priority_reasons) for m in session.scalars(select(Mention))}
-        items = {i.mention_id: i.priority for i in session.scalars(select(QueueItem))}
-    assert after["1001"][0] - before["1001"] > 0.1  # 20 hours of waiting now count
-    assert after["1001"][0] > after["2200"][0]
-    assert "waiting 20 h" in (after["1001"][1] or [])
-    assert sorted(items.values()) == sorted(p for p, _ in after.values())
-
-
-@pytest.mark.parametrize(("limit", "expected"), [(20_000, 7), (5, 5), (4, 4), (1, 1), (0, 0)])
-def test_rerank_pages_through_open_items_oldest_first_up_to_the_limit(
-        sessions: sessionmaker[Session], classifier: CountingClassifier, monkeypatch: pytest.MonkeyPatch,
-        limit: int, expected: int) -> None:
-    monkeypatch.setattr(poller_module, "RERANK_PAGE", 2)
-    poller = Poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=5))
-    poller.poll_once(ScriptedAdapter([[post(n, author=f"u{n % 3}") for n in range(1, 10)]]), SOURCE)
-    with sessions.begin() as session:
-        items = session.scalars(select(QueueItem).order_by(QueueItem.id)).all()
-        for item in items[2:4]:  # closed items are never reranked
-            item.transition(QueueState.CLAIMED)
-            item.transition(QueueState.ANSWERED)
-        open_ids = [i.id for i in items if i.state in (QueueState.NEW.value, QueueState.CLAIMED.value)]
-        session.execute(update(QueueItem).values(priority=-1.0))
-    assert poller.rerank_open(limit) == expected
-    with sessions() as session:
-        reranked = session.scalars(select(QueueItem.id).where(QueueItem.priority != -1.0).order_by(QueueItem.id))
-        assert list(reranked) == open_ids[:expected]
 
 
 def test_polls_of_any_size_run_only_the_sql_texts_of_power_of_two_batches(
@@ -213,7 +155,7 @@ def test_polls_of_any_size_run_only_the_sql_texts_of_power_of_two_batches(
     texts: set[str] = set()
     listen = lambda _conn, _cursor, statement, *_rest: texts.add(statement)  # noqa: E731
     event.listen(engine, "before_cursor_execute", listen)
-    poller, n, rng = Poller(sessions, classifier), 0, random.Random(7)
+    poller, n, rng = make_poller(sessions, classifier), 0, random.Random(7)
 
     def poll(size: int, nulls: float) -> None:
         """`size` new posts, their optional fields None with probability `nulls` (an ORM bulk insert
@@ -222,7 +164,7 @@ def test_polls_of_any_size_run_only_the_sql_texts_of_power_of_two_batches(
         def maybe(value: str) -> str | None:
             return None if rng.random() < nulls else value
         batch = [replace(post(k, author=f"a{k}", language=maybe("de"), permalink=maybe("p")),
-                         author=AuthorData(Platform.X, f"a{k}", display_name=maybe("A"), followers=k))
+                         author=AuthorData("x", f"a{k}", display_name=maybe("A"), followers=k))
                  for k in range(n, n + size)]
         n += size
         assert poller.poll_once(ScriptedAdapter([batch]), SOURCE).new == size
@@ -246,9 +188,9 @@ def test_author_updated_at_moves_on_a_rename_not_on_new_follower_counts(sessions
     def by(author: AuthorData, n: int) -> MentionData:
         return replace(post(n), author=author)
 
-    first = AuthorData(Platform.X, "u1", handle="anna", display_name="Anna K", followers=100)
+    first = AuthorData("x", "u1", handle="anna", display_name="Anna K", followers=100)
     now = [T0 + timedelta(hours=1)]
-    poller = Poller(sessions, classifier, clock=lambda: now[0])
+    poller = make_poller(sessions, classifier, clock=lambda: now[0])
     adapter = ScriptedAdapter([[by(first, 1)], [by(replace(first, followers=250), 2)],
                                [by(replace(first, followers=260, display_name="Anna Kühn"), 3)],
                                [by(replace(first, followers=270, display_name="Anna Kühn", handle="anna_k"), 4)]])

@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 from listener.locks import NamedLocks
 from listener.platforms.base import AuthFailed, FetchResult, RateLimited, Source, Transient
 from listener.scheduler import Daemon, SourceRunner, daily_trigger, job_schedule
-from models.domain import MentionData, Platform
+from models.domain import MentionData
 from tests.support import FakeClock
 
-SOURCE = Source("x:acme:search:0", Platform.X, "Acme", "search", "acme")
+SOURCE = Source("x:acme:search:0", "x", "Acme", "search", "acme")
 
 
 class ScriptedPoller:
@@ -30,7 +30,7 @@ class ScriptedPoller:
 
 
 class NoAdapter:
-    platform = Platform.X
+    platform = "x"
 
     def sources(self) -> list[Source]:
         return [SOURCE]

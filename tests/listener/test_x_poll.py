@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from listener.platforms.base import AuthFailed, RateLimited, Transient
 from listener.platforms.x import XBrand, XPlatform
-from listener.poller import Poller
-from models.domain import Platform, ReplyState
+from models.domain import ReplyState
 from models.orm import Mention, PollCursor, QueueItem, Reply
 from responders.dispatch import Dispatcher
 from sandbox.httpserver import Request
 from sandbox.x_api import XApiEmulator
-from tests.support import FakeClock
+from tests.support import FakeClock, make_poller
 
 QUERY = "acme -is:retweet"
 CUSTOMER = "kim_customer"
@@ -75,7 +74,7 @@ def test_5000_posts_across_60_pages_arrive_complete_and_once(sessions: sessionma
             arrived_mid_poll.extend(emulator.add_tweet(CUSTOMER, f"acme late {i}") for i in range(3))
 
     emulator.add_hook(during_paging)
-    poller = Poller(sessions, Stub(), clock=clock)
+    poller = make_poller(sessions, Stub(), clock=clock)
     first = poller.poll_once(adapter, search)
     pages = sum(1 for _, path, _ in emulator.log if path.endswith("/search/recent"))
     assert pages == 60
@@ -84,7 +83,7 @@ def test_5000_posts_across_60_pages_arrive_complete_and_once(sessions: sessionma
     assert cursor_of(sessions, search.name) == ids[-1]
 
     # a restart: new poller, new adapter, cursor from the database; only the late posts come
-    restarted = Poller(sessions, Stub(), clock=clock)
+    restarted = make_poller(sessions, Stub(), clock=clock)
     read_before = emulator.posts_read
     second = restarted.poll_once(adapter_for(emulator, clock, page_size=84), search)
     assert second.new == 3 and emulator.posts_read - read_before == 3
@@ -99,7 +98,7 @@ def test_rate_limit_loses_nothing_and_resumes_after_the_reset(sessions: sessionm
         emulator.add_tweet(CUSTOMER, f"acme issue {n}")
     adapter = adapter_for(emulator, clock)
     search = adapter.sources()[0]
-    poller = Poller(sessions, Stub(), clock=clock)
+    poller = make_poller(sessions, Stub(), clock=clock)
     emulator.faults.inject("rate_limit_burst:1", path_prefix="/2/tweets/search/recent", after=1)  # page 2: 429
     with pytest.raises(RateLimited) as info:
         poller.poll_once(adapter, search)
@@ -117,7 +116,7 @@ def test_server_trouble_stores_nothing_half_and_keeps_the_cursor(
 ) -> None:
     adapter = adapter_for(emulator, clock, page_size=10)
     search = adapter.sources()[0]
-    poller = Poller(sessions, Stub(), clock=clock)
+    poller = make_poller(sessions, Stub(), clock=clock)
     emulator.add_tweet(CUSTOMER, "acme first")
     poller.poll_once(adapter, search)
     before = cursor_of(sessions, search.name)
@@ -135,7 +134,7 @@ def test_wrong_token_is_an_actionable_auth_error(sessions: sessionmaker[Session]
                                                  emulator: XApiEmulator) -> None:
     adapter = adapter_for(emulator, clock, bearer_token="expired-token-123")
     with pytest.raises(AuthFailed) as info:
-        Poller(sessions, Stub(), clock=clock).poll_once(adapter, adapter.sources()[0])
+        make_poller(sessions, Stub(), clock=clock).poll_once(adapter, adapter.sources()[0])
     message = str(info.value)
     assert "bearer_token" in message and "expired-token-123" not in message
 
@@ -146,7 +145,7 @@ def test_hostile_posts_never_crash_the_poll(sessions: sessionmaker[Session], clo
     for text in texts:
         emulator.add_tweet(CUSTOMER, text)
     adapter = adapter_for(emulator, clock)
-    result = Poller(sessions, Stub(), clock=clock).poll_once(adapter, adapter.sources()[0])
+    result = make_poller(sessions, Stub(), clock=clock).poll_once(adapter, adapter.sources()[0])
     assert result.new == 4
     with sessions() as session:
         stored = set(session.scalars(select(Mention.text)))
@@ -160,7 +159,7 @@ def test_replies_reach_the_emulator_exactly_once_across_a_crash(sessions: sessio
     post_id = emulator.add_tweet(CUSTOMER, "acme my router is dead, please help")
     adapter = adapter_for(emulator, clock)
     search = adapter.sources()[0]
-    Poller(sessions, Stub(), clock=clock).poll_once(adapter, search)
+    make_poller(sessions, Stub(), clock=clock).poll_once(adapter, search)
     with sessions.begin() as session:
         mention = session.scalars(select(Mention).where(Mention.external_id == post_id)).one()
         session.add(Reply(mention_id=mention.id, platform="x", text="Sorry Kim, a new router is on its way.",
@@ -181,9 +180,9 @@ def test_replies_reach_the_emulator_exactly_once_across_a_crash(sessions: sessio
             return self.inner.find_reply(mention, text)
 
     with pytest.raises(Crash):
-        Dispatcher(sessions, {Platform.X: CrashAfterPost(adapter)}, clock=clock).dispatch_due()
+        Dispatcher(sessions, {"x": CrashAfterPost(adapter)}, clock=clock).dispatch_due()
     clock.advance(minutes=5)
-    [outcome] = Dispatcher(sessions, {Platform.X: adapter}, clock=clock).dispatch_due()
+    [outcome] = Dispatcher(sessions, {"x": adapter}, clock=clock).dispatch_due()
     assert outcome.state == ReplyState.SENT.value and outcome.recovered
     posted = emulator.store.tweet(int(post_id))
     assert posted is not None and posted.reply_count == 1
@@ -199,7 +198,7 @@ def test_a_backlog_beyond_one_polls_page_cap_is_drained_without_a_gap(
     ids = [emulator.add_tweet(CUSTOMER, f"acme outage report {n}") for n in range(75)]
     adapter = adapter_for(emulator, clock, page_size=10)  # 30 posts per poll
     search = adapter.sources()[0]
-    poller = Poller(sessions, Stub(), clock=clock)
+    poller = make_poller(sessions, Stub(), clock=clock)
     first = poller.poll_once(adapter, search)
     assert first.new == 30 and (cursor_of(sessions, search.name) or "").startswith("{")
     late = emulator.add_tweet(CUSTOMER, "acme arrived while we were draining")

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from models import encoder
+from models.sentiment import encoder_build
 
 
 @pytest.fixture(scope="session")
 def encoder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding the default encoder, built from scratch from the pip packages (~5-10 s)."""
     try:
-        files = encoder.source_files()
-    except encoder.EncoderBuildError as exc:  # pragma: no cover - depends on the environment
+        files = encoder_build.source_files()
+    except encoder_build.EncoderBuildError as exc:  # pragma: no cover - depends on the environment
         pytest.skip(str(exc))
     root = tmp_path_factory.mktemp("openear-data")
     start = time.perf_counter()
-    encoder.build_encoder(encoder.encoder_dir(root), files)
+    encoder_build.build_encoder(encoder_build.encoder_dir(root), files)
     print(f"encoder built from scratch in {time.perf_counter() - start:.1f}s")
     return root
 

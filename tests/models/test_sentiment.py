@@ -13,7 +13,6 @@ import typer
 from typer.testing import CliRunner
 
 from models import complaint as complaint_mod
-from models.encoder import native_bf16
 from models.sentiment import (
     LABELS,
     EmbeddingClassifier,
@@ -23,6 +22,7 @@ from models.sentiment import (
     build_classifier,
     label_matrix,
 )
+from models.sentiment.encoder import native_bf16
 from openear.commands.classifier import register
 
 EDGE_TEXTS = [
@@ -143,14 +143,14 @@ def test_transformers_classifier_is_thread_safe(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- the embedded default
 @pytest.fixture(scope="module")
 def default_fp32(encoder_root: Path) -> EmbeddingClassifier:
-    from models.encoder import encoder_dir
+    from models.sentiment.encoder_build import encoder_dir
 
     return EmbeddingClassifier(encoder_path=encoder_dir(encoder_root), mode="fp32", batch_size=4)
 
 
 @pytest.fixture(scope="module")
 def default_int8(encoder_root: Path) -> EmbeddingClassifier:
-    from models.encoder import encoder_dir
+    from models.sentiment.encoder_build import encoder_dir
 
     return EmbeddingClassifier(encoder_path=encoder_dir(encoder_root), mode="int8", batch_size=8)
 
@@ -188,7 +188,7 @@ def test_default_classifier_loads_lazily_from_the_data_dir(data_root: Path) -> N
 
 @pytest.mark.parametrize("mode", ["fp32", "bf16"])
 def test_default_is_deterministic_and_batch_independent(encoder_root: Path, mode: str) -> None:
-    from models.encoder import encoder_dir
+    from models.sentiment.encoder_build import encoder_dir
 
     clf = EmbeddingClassifier(encoder_path=encoder_dir(encoder_root), mode=mode, batch_size=4)
     texts = [t for t, _ in CLEAR] + EDGE_TEXTS
@@ -356,8 +356,8 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 def test_default_on_shared_validation(encoder_root: Path, name: str, metric: str, floor: float) -> None:
     """Optional: the shipped head with the default encoder mode on the validation files (read in
     place, never copied). Measured 0.704 / 0.711 (docs/classifier.md); the floors allow CPU drift."""
-    from models.encoder import encoder_dir
-    from models.training import read_tsv, scores
+    from models.sentiment.encoder_build import encoder_dir
+    from models.sentiment.training import read_tsv, scores
 
     clf = EmbeddingClassifier(encoder_path=encoder_dir(encoder_root), batch_size=64)
     texts, labels = read_tsv(SHARED / name / "val.tsv")

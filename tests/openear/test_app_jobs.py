@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from listener.locks import NamedLocks
-from models.config import parse_config
+from models.config_loader import parse_config
 from openear.app import PROPOSE_MARGIN, OpenEar
 from responders import customers
 

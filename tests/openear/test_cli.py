@@ -30,6 +30,19 @@ def test_help_lists_the_commands() -> None:
         assert command in result.output
 
 
+def test_every_command_comes_from_the_registry_in_help_order() -> None:
+    import typer
+
+    from openear.commands import config_cmd, db_cmd, registry
+
+    assert registry.COMMANDS[:2] == [config_cmd.register, db_cmd.register]  # config and db are listed too
+    group = typer.main.get_group(app)
+    assert group.list_commands(typer.Context(group)) == [
+        "init", "poll", "sources", "sandbox", "run", "demo", "classify", "eval-classifier", "train-classifier",
+        "serve", "digest", "config", "db", "user", "customer",
+    ]
+
+
 def test_init_writes_config_and_creates_the_database(env: Path) -> None:
     config = env / "config.yaml"
     result = runner.invoke(app, ["--config", str(config), "init"])

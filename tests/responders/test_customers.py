@@ -10,10 +10,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.orm import AuditEvent, Author, AuthorKey, Customer, LinkProposal, Mention, QueueItem
-from responders import customers, identity
-from responders.customer_view import customer_overview, resolve
-from responders.customers import propose_links
-from responders.identity import normalise
+from responders import customers, notes
+from responders.customers import identity, propose_links
+from responders.customers.identity import normalise
+from responders.customers.overview import customer_overview, resolve
+from responders.queue.intake import Intake
 from sandbox.feed import customer_pool
 from tests.responders.factories import T0, make_author, make_customer, make_mention, make_reply, make_user
 
@@ -96,12 +97,12 @@ def test_confirm_link_unlink_merge(sessions: sessionmaker[Session]) -> None:
         assert s.get_one(Author, a["tom_fb"]).customer_id == other.id
         former = customers.unlink_author(s, a["tom_fb"], boss.id, T0)
         assert former == other.id and s.get_one(Author, a["tom_fb"]).customer_id is None
-        customers.add_note(s, other.id, "prefers German", boss.id, T0)
-        customers.set_tags(s, other.id, ["VIP", " billing "], boss.id, T0)
+        notes.add_note(s, "prefers German", user_id=boss.id, now=T0, customer_id=other.id)
+        notes.set_customer_tags(s, other.id, ["VIP", " billing "], user_id=boss.id, now=T0)
         kept = customers.merge_customers(s, customer.id, other.id, boss.id, T0)
         assert s.get(Customer, other.id) is None
         assert {x.id for x in kept.authors} == {a["jana_x"], a["jana_fb"], a["tom_x"]}
-        assert customers.tag_list(kept) == ["billing", "vip"]
+        assert notes.tag_list(kept) == ["billing", "vip"]
         overview = customer_overview(s, author_id=a["tom_x"])
         assert overview is not None and [n.text for n in overview.notes] == ["prefers German"]
         actions = set(s.scalars(select(AuditEvent.action)))
@@ -143,11 +144,11 @@ def test_linked_repeat_complaint_ranks_above_a_stranger_after_rerank(sessions: s
                               created_at=T0 - timedelta(hours=1))
         now_x = make_mention(s, "internet broken again", author=stranger, created_at=T0 - timedelta(hours=1))
         for m in (now_fb, now_x):
-            customers.rerank_customer(s, customers.customer_of(s, m.author_id, T0).id, T0)
+            Intake(sessions).rerank_customer(s, customers.customer_of(s, m.author_id, T0).id, T0)
         assert s.get_one(Mention, now_fb.id).priority == s.get_one(Mention, now_x.id).priority  # strangers alike
         proposal = next(p for p in propose_links(s, T0) if _pair(p) == {jana_x.id, jana_fb.id})
         customer = customers.confirm(s, proposal.id, boss.id, T0)
-        assert customers.rerank_customer(s, customer.id, T0) == 1
+        assert Intake(sessions).rerank_customer(s, customer.id, T0) == 1
         fb, x = s.get_one(Mention, now_fb.id), s.get_one(Mention, now_x.id)
         assert fb.priority is not None and x.priority is not None and fb.priority > x.priority
         assert "3 earlier conversations" in (fb.priority_reasons or [])

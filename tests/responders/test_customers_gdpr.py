@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.orm import AuditEvent, Base, Digest, ErasedMentionStats, MentionTag, Note, SentimentCorrection
-from responders import customers, gdpr
-from responders.customers import propose_links
+from responders import notes
+from responders.customers import gdpr, propose_links
 from tests.responders.factories import T0, make_author, make_customer, make_mention, make_reply, make_user
 
 
@@ -35,7 +35,7 @@ def _jana(s: Session) -> dict[str, Any]:
     other = make_mention(s, "I agree with @jana_b, awful service", handle="someone")
     s.add(Digest(brand="Acme Mobile", day=(T0 - timedelta(days=1)).date(), html="<p>my router 7731 is broken</p>",
                  text="my router 7731 is broken", data={"top": ["Rechnung doppelt abgebucht, Kundennr 99812"]}))
-    customers.set_tags(s, jana.id, ["vip"], bob.id, T0)
+    notes.set_customer_tags(s, jana.id, ["vip"], user_id=bob.id, now=T0)
     propose_links(s, T0)
     s.flush()
     return {"customer": jana.id, "bob": bob.id, "other": other.id, "own": own.id,
@@ -74,7 +74,7 @@ def test_erase_leaves_no_trace_in_any_table_and_keeps_counts(sessions: sessionma
     with sessions.begin() as s:
         ids = _jana(s)
         boss = make_user(s, "boss", "admin")
-        customers.add_note(s, int(ids["customer"]), "VIP since 2019", boss.id, T0)
+        notes.add_note(s, "VIP since 2019", user_id=boss.id, now=T0, customer_id=int(ids["customer"]))
         before = _dump(s)
         needles = [str(n).lower() for n in ids["needles"]]
         assert all(n in before for n in needles)

@@ -114,7 +114,7 @@ def test_due_day_follows_the_digest_time() -> None:
 
 def test_erased_mentions_keep_the_days_counts(sessions: sessionmaker[Session]) -> None:
     """An erasure or retention leaves anonymous counts per brand-local day; the digest adds them back."""
-    from responders.gdpr import delete_mentions
+    from responders.customers.gdpr import delete_mentions
 
     config = digest_config()
     with sessions.begin() as session:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener.platforms.base import AuthFailed, RateLimited, TargetGone, Transient
-from models.domain import MentionData, Platform, ReplyState
+from models.domain import MentionData, ReplyState
 from models.orm import AuditEvent, Author, Mention, Reply
 from responders.dispatch import Dispatcher
 from tests.support import FakeClock
@@ -76,7 +76,7 @@ def platform() -> RecordingPlatform:
 
 
 def dispatcher(sessions: sessionmaker[Session], platform: RecordingPlatform, clock: FakeClock) -> Dispatcher:
-    return Dispatcher(sessions, {Platform.X: platform}, clock=clock, lease=timedelta(minutes=2))
+    return Dispatcher(sessions, {"x": platform}, clock=clock, lease=timedelta(minutes=2))
 
 
 def test_a_draft_is_sent_once_and_audited(sessions: sessionmaker[Session], platform: RecordingPlatform,

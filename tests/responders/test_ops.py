@@ -11,10 +11,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener.platforms.base import Transient
-from listener.poller import Poller
 from models.db import make_engine, session_factory
 from responders.ops import ops_router
-from tests.support import SOURCE, CountingClassifier, FakeClock, ScriptedAdapter, post
+from tests.support import SOURCE, CountingClassifier, FakeClock, ScriptedAdapter, make_poller, post
 
 
 def client(sessions: sessionmaker[Session], engine: Engine, clock: FakeClock) -> TestClient:
@@ -25,7 +24,7 @@ def client(sessions: sessionmaker[Session], engine: Engine, clock: FakeClock) ->
 
 def test_status_and_metrics_report_sources_and_queue(sessions: sessionmaker[Session], engine: Engine,
                                                      clock: FakeClock) -> None:
-    poller = Poller(sessions, CountingClassifier(), clock=clock)
+    poller = make_poller(sessions, CountingClassifier(), clock=clock)
     poller.poll_once(ScriptedAdapter([[post(1), post(2, "great service")]]), SOURCE)
     with pytest.raises(Transient):
         poller.poll_once(ScriptedAdapter([Transient("HTTP 503 from X")]), SOURCE)

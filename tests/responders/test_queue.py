@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.domain import QueueState, ReplyState
 from models.orm import AuditEvent, Mention, MentionTag, Note, QueueItem, Reply, SentimentCorrection, User
 from responders import queue
-from responders.queue_list import QueueFilter, list_queue, updates_since
+from responders.queue.items import flush
+from responders.queue.listing import QueueFilter, list_queue, updates_since
 from tests.responders.factories import (
     T0,
     item_of,
@@ -45,10 +46,10 @@ def test_claim_race_between_two_sessions_has_exactly_one_winner(sessions: sessio
         b_item.transition(QueueState.CLAIMED, now=T0)
         b_item.assignee_id = bob.id
         # ... alice writes first; bob's write carries the old version and is refused
-        queue._flush(first, "claim")
+        flush(first, "claim")
         first.commit()
         with pytest.raises(queue.ClaimConflict, match="a moment ago"):
-            queue._flush(second, "claim")
+            flush(second, "claim")
     finally:
         first.close()
         second.rollback()
@@ -245,17 +246,17 @@ def test_notes_and_tags(sessions: sessionmaker[Session]) -> None:
         mention_id = make_mention(s, "x", author=make_author(s, "jane", customer=customer)).id
         customer_id = customer.id
     with sessions.begin() as s:
-        queue.add_note(s, alice, "called her back", now=T0, mention_id=mention_id)
-        queue.add_note(s, alice, "VIP since 2019", now=T0, customer_id=customer_id)
+        queue.add_note(s, "called her back", user_id=alice.id, now=T0, mention_id=mention_id)
+        queue.add_note(s, "VIP since 2019", user_id=alice.id, now=T0, customer_id=customer_id)
         with pytest.raises(queue.Invalid):
-            queue.add_note(s, alice, "  ", now=T0, mention_id=mention_id)
-        assert queue.add_tag(s, mention_id, alice, "  Billing  ", now=T0) == "billing"
-        queue.add_tag(s, mention_id, alice, "billing", now=T0)  # idempotent
-        queue.add_tag(s, mention_id, alice, "outage", now=T0)
+            queue.add_note(s, "  ", user_id=alice.id, now=T0, mention_id=mention_id)
+        assert queue.add_tag(s, mention_id, "  Billing  ", user_id=alice.id, now=T0) == "billing"
+        queue.add_tag(s, mention_id, "billing", user_id=alice.id, now=T0)  # idempotent
+        queue.add_tag(s, mention_id, "outage", user_id=alice.id, now=T0)
         with pytest.raises(queue.Invalid):
-            queue.add_tag(s, mention_id, alice, "<b>", now=T0)
+            queue.add_tag(s, mention_id, "<b>", user_id=alice.id, now=T0)
     with sessions.begin() as s:
-        queue.remove_tag(s, mention_id, alice, "outage", now=T0)
+        queue.remove_tag(s, mention_id, "outage", user_id=alice.id, now=T0)
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Note)) == 2
         assert list(s.scalars(select(MentionTag.tag))) == ["billing"]
@@ -386,7 +387,7 @@ def test_search_of_a_common_term_gives_the_same_rows(sessions: sessionmaker[Sess
     expected = ["Router kaputt", "my ROUTER again", "nothing here"]
     with sessions() as s:
         assert _texts(s, QueueFilter(q="router")) == expected
-    monkeypatch.setattr("responders.queue_list.FTS_RARE_LIMIT", 1)
+    monkeypatch.setattr("responders.queue.listing.FTS_RARE_LIMIT", 1)
     with sessions() as s:
         assert _texts(s, QueueFilter(q="router")) == expected
         assert _texts(s, QueueFilter(q="rOuTeR")) == expected

@@ -140,7 +140,7 @@ def test_reply_over_the_limit_is_refused_and_kept(sessions: sessionmaker[Session
     assert 'data-limit="280"' in html
     too_long = "x" * 281
     response = post(alice, f"/mentions/{ids['current']}/reply", {"text": too_long})
-    assert response.status_code == 422 and "281 characters; x allows 280" in response.text and too_long in response.text
+    assert response.status_code == 422 and "281 characters; X allows 280" in response.text and too_long in response.text
     assert queued_replies == []
 
 

@@ -1,20 +1,21 @@
-"""What the agent sees around one mention: the thread, the customer's whole cross-channel history
-(with how each earlier mention ended), notes, tags and replies; plus the managers' team report.
+"""What the agent sees around one mention: the thread, the customer's whole cross-channel timeline
+(with how each earlier mention ended), notes, tags and replies.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.domain import OPEN_QUEUE_STATES, QueueState, ReplyState
+from models.domain import QueueState, ReplyState
 from models.orm import Author, Customer, Mention, MentionTag, Note, QueueItem, Reply, SentimentCorrection, User
-from responders import audit
+from responders.notes import tag_list
+from responders.queue.items import claim_started as started_at
 
 HISTORY_TEXT_MAX = 300
 
@@ -32,7 +33,7 @@ class ThreadEntry:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class MentionOutcome:
     """How an earlier mention ended: answered (by whom, how fast), dismissed, open or never queued."""
 
     state: str  # answered | dismissed | open | claimed | not queued
@@ -50,12 +51,12 @@ class HistoryEntry:
     text: str
     handle: str | None
     sentiment: str | None
-    outcome: Outcome
+    outcome: MentionOutcome
     is_current: bool
 
 
 @dataclass(frozen=True)
-class CustomerHistory:
+class CustomerTimeline:
     customer: Customer | None
     authors: list[Author]
     entries: list[HistoryEntry]
@@ -87,8 +88,8 @@ def _author_ids(session: Session, author: Author) -> list[int]:
     return list(session.scalars(select(Author.id).where(Author.customer_id == author.customer_id)))
 
 
-def _outcomes(session: Session, mention_ids: list[int], items: dict[int, Any],
-              created: dict[int, datetime]) -> dict[int, Outcome]:
+def outcomes_of(session: Session, mention_ids: list[int], items: dict[int, Any],
+              created: dict[int, datetime]) -> dict[int, MentionOutcome]:
     replies = session.execute(
         select(Reply.mention_id, Reply.state, Reply.sent_at, Reply.created_at, User.username)
         .outerjoin(User, User.id == Reply.user_id)
@@ -103,27 +104,27 @@ def _outcomes(session: Session, mention_ids: list[int], items: dict[int, Any],
             best = first_sent.get(r.mention_id)
             if best is None or r.sent_at < best.sent_at:
                 first_sent[r.mention_id] = r
-    out: dict[int, Outcome] = {}
+    out: dict[int, MentionOutcome] = {}
     for mention_id in mention_ids:
         item = items.get(mention_id)
         sent = first_sent.get(mention_id)
         if sent is not None:
             seconds = (sent.sent_at - created[mention_id]).total_seconds()
-            out[mention_id] = Outcome("answered", sent.username, max(seconds, 0.0), ReplyState.SENT.value)
+            out[mention_id] = MentionOutcome("answered", sent.username, max(seconds, 0.0), ReplyState.SENT.value)
         elif item is None:
-            out[mention_id] = Outcome("not queued")
+            out[mention_id] = MentionOutcome("not queued")
         elif item.state == QueueState.ANSWERED.value:
             reply = latest.get(mention_id)
-            out[mention_id] = Outcome("answered", item.assignee or (reply.username if reply else None), None,
+            out[mention_id] = MentionOutcome("answered", item.assignee or (reply.username if reply else None), None,
                                       reply.state if reply else None)
         elif item.state == QueueState.DISMISSED.value:
-            out[mention_id] = Outcome("dismissed", item.assignee, dismiss_reason=item.dismiss_reason)
+            out[mention_id] = MentionOutcome("dismissed", item.assignee, dismiss_reason=item.dismiss_reason)
         else:
-            out[mention_id] = Outcome("open" if item.state == QueueState.NEW.value else "claimed", item.assignee)
+            out[mention_id] = MentionOutcome("open" if item.state == QueueState.NEW.value else "claimed", item.assignee)
     return out
 
 
-def customer_history(session: Session, mention: Mention, limit: int = 50) -> CustomerHistory:
+def customer_timeline(session: Session, mention: Mention, limit: int = 50) -> CustomerTimeline:
     """Everything this person wrote, on X and Facebook alike, newest first, with each outcome."""
     author = mention.author
     author_ids = _author_ids(session, author)
@@ -143,7 +144,7 @@ def customer_history(session: Session, mention: Mention, limit: int = 50) -> Cus
     ).all()
     ids = [r.id for r in rows]
     items = {r.id: r for r in rows if r.state is not None}
-    outcomes = _outcomes(session, ids, items, {r.id: r.created_at for r in rows})
+    outcomes = outcomes_of(session, ids, items, {r.id: r.created_at for r in rows})
     entries = [HistoryEntry(r.id, r.platform, r.created_at, r[3] or "", r.handle, r.sentiment_label, outcomes[r.id],
                             r.id == mention.id) for r in rows]
     by_state = dict(session.execute(
@@ -152,7 +153,7 @@ def customer_history(session: Session, mention: Mention, limit: int = 50) -> Cus
     ).all())
     times = [o.response_seconds for o in outcomes.values() if o.response_seconds is not None]
     customer = session.get(Customer, author.customer_id) if author.customer_id else None
-    return CustomerHistory(customer, authors, entries, total, by_state,
+    return CustomerTimeline(customer, authors, entries, total, by_state,
                            statistics.median(times) if times else None)
 
 
@@ -195,18 +196,6 @@ class MentionDetail:
     corrections: int
 
 
-def customer_tags(customer: Customer | None) -> list[str]:
-    """Customer.tags is JSON: a mapping of tag -> truthy value (or a list of tags)."""
-    if customer is None or not customer.tags:
-        return []
-    tags: Any = customer.tags
-    if isinstance(tags, dict):
-        return sorted(str(k) for k, v in tags.items() if v)
-    if isinstance(tags, list):
-        return sorted(str(t) for t in tags)
-    return []
-
-
 def mention_detail(session: Session, mention_id: int) -> MentionDetail | None:
     """The mention with its author, customer, queue item, replies, notes and tags; None if unknown."""
     mention = session.get(Mention, mention_id)
@@ -219,8 +208,7 @@ def mention_detail(session: Session, mention_id: int) -> MentionDetail | None:
     if item is not None and item.assignee_id is not None:
         holder = session.scalar(select(User.username).where(User.id == item.assignee_id))
         if item.state == QueueState.CLAIMED.value:
-            event = audit.last_event(session, (audit.CLAIM, audit.REASSIGN), "queue_item", item.id)
-            claim_started = event.at if event is not None else item.claimed_at
+            claim_started = started_at(session, item)
     replies = [
         ReplyView(r.id, r.text, r.state, username, r.created_at, r.sent_at, r.error, r.attempts, r.retryable,
                   r.next_attempt_at, r.platform_reply_id)
@@ -244,65 +232,4 @@ def mention_detail(session: Session, mention_id: int) -> MentionDetail | None:
     corrections = int(session.scalar(select(func.count()).select_from(SentimentCorrection)
                                      .where(SentimentCorrection.mention_id == mention_id)) or 0)
     return MentionDetail(mention, author, customer, item, holder, claim_started, replies, notes, tags,
-                         customer_tags(customer), corrections)
-
-
-# --------------------------------------------------------------------------- team report
-
-
-@dataclass(frozen=True)
-class AgentStats:
-    username: str
-    replies: int
-    dismissed: int
-    median_response_seconds: float | None
-
-
-@dataclass(frozen=True)
-class TeamReport:
-    since: datetime
-    open_items: int
-    overdue_items: int
-    answered: int
-    dismissed: int
-    replies_sent: int
-    replies_failed: int
-    median_response_seconds: float | None
-    agents: list[AgentStats]
-
-
-def team_report(session: Session, *, now: datetime, days: int, sla_hours: float) -> TeamReport:
-    """How the team did over the last `days`: volumes, first-response times, per agent."""
-    since = now - timedelta(days=days)
-    open_states = OPEN_QUEUE_STATES
-    open_items = session.scalar(select(func.count()).select_from(QueueItem).where(QueueItem.state.in_(open_states)))
-    overdue = session.scalar(
-        select(func.count()).select_from(QueueItem).join(Mention, Mention.id == QueueItem.mention_id)
-        .where(QueueItem.state.in_(open_states), Mention.created_at <= now - timedelta(hours=sla_hours))
-    )
-    closed = dict(session.execute(
-        select(QueueItem.state, func.count()).where(
-            QueueItem.state.in_((QueueState.ANSWERED.value, QueueState.DISMISSED.value)), QueueItem.closed_at >= since)
-        .group_by(QueueItem.state)
-    ).all())
-    sent = session.execute(
-        select(Reply.sent_at, Mention.created_at, User.username)
-        .join(Mention, Mention.id == Reply.mention_id).outerjoin(User, User.id == Reply.user_id)
-        .where(Reply.state == ReplyState.SENT.value, Reply.sent_at >= since)
-    ).all()
-    failed = session.scalar(select(func.count()).select_from(Reply).where(Reply.state == ReplyState.FAILED.value))
-    per_agent: dict[str, list[float]] = {}
-    for row in sent:
-        per_agent.setdefault(row.username or "(deleted user)", []).append(
-            max((row.sent_at - row.created_at).total_seconds(), 0.0))
-    dismissed_by = dict(session.execute(
-        select(User.username, func.count()).join(QueueItem, QueueItem.assignee_id == User.id)
-        .where(QueueItem.state == QueueState.DISMISSED.value, QueueItem.closed_at >= since).group_by(User.username)
-    ).all())
-    names = sorted(set(per_agent) | set(dismissed_by))
-    agents = [AgentStats(name, len(per_agent.get(name, [])), int(dismissed_by.get(name, 0)),
-                         statistics.median(per_agent[name]) if per_agent.get(name) else None) for name in names]
-    all_times = [t for times in per_agent.values() for t in times]
-    return TeamReport(since, int(open_items or 0), int(overdue or 0), int(closed.get("answered", 0)),
-                      int(closed.get("dismissed", 0)), len(sent), int(failed or 0),
-                      statistics.median(all_times) if all_times else None, agents)
+                         tag_list(customer), corrections)

@@ -4,34 +4,27 @@ openear *proposes* links between authors on different platforms (similar names, 
 matches a name, a handle or profile URL quoted in a post) with a confidence and human-readable
 evidence; a person confirms or rejects each one. Nothing is linked automatically unless the caller
 passes `auto_link_confidence` and the proposal reaches it. Rejected pairs are never proposed again.
-Every decision is audited. The overview of one customer lives in responders.customer_view.
+Every decision is audited. The overview of one customer lives in responders.customers.overview.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from models.config import RankingConfig
-from models.domain import QueueState
-from models.history import histories_at
-from models.orm import Author, Customer, LinkProposal, Mention, Note, QueueItem
-from models.ranking import RankInput, rank
-from responders import audit, identity
+from models.orm import Author, Customer, LinkProposal, Note
+from responders import audit
+from responders.audit import LINK, LINK_AUTO, LINK_CONFIRM, LINK_REJECT, MERGE, UNLINK
+from responders.customers import identity
+from responders.errors import Invalid, NotFound
+from responders.notes import tag_list
 
 PROPOSED, CONFIRMED, REJECTED = "proposed", "confirmed", "rejected"
-LINK_CONFIRM, LINK_REJECT, LINK_AUTO = "link_confirm", "link_reject", "link_auto"
-LINK, UNLINK, MERGE = "customer_link", "customer_unlink", "customer_merge"
-CUSTOMER_NOTE, CUSTOMER_TAGS = "customer_note", "customer_tags"
 MIN_CONFIDENCE = 0.35
-
-
-class CustomerError(Exception):
-    """A refused customer action (unknown id, nothing to do); the message is for people."""
 
 
 def propose_links(session: Session, now: datetime, *, since: datetime | None = None,
@@ -95,9 +88,9 @@ def pending_for(session: Session, author_id: int) -> list[LinkProposal]:
 def _proposal(session: Session, proposal_id: int) -> LinkProposal:
     proposal = session.get(LinkProposal, proposal_id)
     if proposal is None:
-        raise CustomerError("there is no such link proposal")
+        raise NotFound("there is no such link proposal")
     if proposal.state != PROPOSED:
-        raise CustomerError(f"this proposal was already {proposal.state}")
+        raise Invalid(f"this proposal was already {proposal.state}")
     return proposal
 
 
@@ -125,7 +118,7 @@ def reject(session: Session, proposal_id: int, user_id: int | None, now: datetim
 def _author(session: Session, author_id: int) -> Author:
     author = session.get(Author, author_id)
     if author is None:
-        raise CustomerError(f"there is no author #{author_id}")
+        raise NotFound(f"there is no author #{author_id}")
     return author
 
 
@@ -161,10 +154,10 @@ def link_authors(session: Session, customer_id: int, author_id: int, user_id: in
     """Put an author under a customer by hand (the author's old customer is merged in if it had one)."""
     customer = session.get(Customer, customer_id)
     if customer is None:
-        raise CustomerError(f"there is no customer #{customer_id}")
+        raise NotFound(f"there is no customer #{customer_id}")
     author = _author(session, author_id)
     if author.customer_id == customer.id:
-        raise CustomerError("this identity already belongs to the customer")
+        raise Invalid("this identity already belongs to the customer")
     if author.customer_id is not None:
         return merge_customers(session, customer.id, author.customer_id, user_id, now)
     author.customer_id = customer.id
@@ -179,7 +172,7 @@ def unlink_author(session: Session, author_id: int, user_id: int | None, now: da
     so that the pair is not proposed again."""
     author = _author(session, author_id)
     if author.customer_id is None:
-        raise CustomerError("this identity is not linked to a customer")
+        raise Invalid("this identity is not linked to a customer")
     former = author.customer_id
     author.customer_id = None
     session.execute(update(LinkProposal).where(
@@ -193,10 +186,10 @@ def unlink_author(session: Session, author_id: int, user_id: int | None, now: da
 def merge_customers(session: Session, keep_id: int, other_id: int, user_id: int | None, now: datetime) -> Customer:
     """Move every identity, note and tag of `other_id` to `keep_id` and delete the other customer."""
     if keep_id == other_id:
-        raise CustomerError("a customer cannot be merged with itself")
+        raise Invalid("a customer cannot be merged with itself")
     keep, other = session.get(Customer, keep_id), session.get(Customer, other_id)
     if keep is None or other is None:
-        raise CustomerError("there is no such customer")
+        raise NotFound("there is no such customer")
     session.execute(update(Author).where(Author.customer_id == other.id).values(customer_id=keep.id))
     session.execute(update(Note).where(Note.customer_id == other.id).values(customer_id=keep.id))
     keep.tags = sorted(set(tag_list(keep)) | set(tag_list(other)))  # type: ignore[assignment]
@@ -210,57 +203,6 @@ def merge_customers(session: Session, keep_id: int, other_id: int, user_id: int 
     session.flush()
     audit.record(session, MERGE, "customer", keep.id, user_id=user_id, at=now, detail={"merged": other_id})
     return keep
-
-
-def tag_list(customer: Customer) -> list[str]:
-    """Customer.tags as a list of strings (older rows may hold a mapping tag -> truthy)."""
-    tags: object = customer.tags
-    if isinstance(tags, dict):
-        return sorted(str(k) for k, v in tags.items() if v)
-    return sorted(str(t) for t in tags) if isinstance(tags, list) else []
-
-
-def set_tags(session: Session, customer_id: int, tags: Iterable[str], user_id: int | None, now: datetime) -> list[str]:
-    """Replace the customer's tags (trimmed, lower-case, at most 60 characters each)."""
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise CustomerError(f"there is no customer #{customer_id}")
-    clean = sorted({t.strip().lower()[:60] for t in tags if t.strip()})
-    customer.tags = clean  # type: ignore[assignment]
-    audit.record(session, CUSTOMER_TAGS, "customer", customer_id, user_id=user_id, at=now, detail={"count": len(clean)})
-    return clean
-
-
-def add_note(session: Session, customer_id: int, text: str, user_id: int | None, now: datetime) -> Note:
-    """An internal note on the customer as a whole."""
-    if not text.strip():
-        raise CustomerError("the note is empty")
-    if session.get(Customer, customer_id) is None:
-        raise CustomerError(f"there is no customer #{customer_id}")
-    note = Note(customer_id=customer_id, user_id=user_id, text=text.strip()[:5000], created_at=now)
-    session.add(note)
-    session.flush()
-    audit.record(session, CUSTOMER_NOTE, "customer", customer_id, user_id=user_id, at=now, detail={"note_id": note.id})
-    return note
-
-
-def rerank_customer(session: Session, customer_id: int, now: datetime, ranking: RankingConfig | None = None) -> int:
-    """Recompute priority and reasons of the customer's open queue items now (as the poller's rerank does)."""
-    rows = session.execute(
-        select(QueueItem, Mention, Author.followers).join(Mention, Mention.id == QueueItem.mention_id)
-        .join(Author, Author.id == Mention.author_id)
-        .where(Author.customer_id == customer_id,
-               QueueItem.state.in_((QueueState.NEW.value, QueueState.CLAIMED.value)))
-    ).all()
-    known = histories_at(session, {(m.author_id, m.created_at) for _, m, _ in rows})
-    for item, mention, followers in rows:
-        result = rank(RankInput(text=mention.text, negative=mention.score_negative or 0.0,
-                                complaint=mention.complaint_score, created_at=mention.created_at, followers=followers,
-                                history=known[(mention.author_id, mention.created_at)]), now, ranking)
-        mention.priority, mention.priority_reasons = result.priority, result.reasons
-        item.priority = result.priority
-    session.flush()
-    return len(rows)
 
 
 @dataclass(frozen=True)

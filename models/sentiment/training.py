@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.encoder import WEIGHTS_SHA256, TextEncoder, data_dir, resolve_mode, sha256_file
-from models.sentiment import normalize_text
+from models.sentiment.base import LABELS, normalize_text
+from models.sentiment.encoder import TextEncoder, resolve_mode
+from models.sentiment.encoder_build import WEIGHTS_SHA256, data_dir, sha256_file
+from models.sentiment.errors import ClassifierError
+from models.sentiment.head import Head
 
 # bump when normalize_text or the forward changes: it invalidates cached embeddings
 NORMALIZATION = "norm1-packed-f32attn"
 
-LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
-HEAD_PATH = Path(__file__).parent / "assets" / "sentiment_head.safetensors"
 csv.field_size_limit(sys.maxsize)
 
 
@@ -99,48 +98,6 @@ def scores(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarra
 
 
 # ----------------------------------------------------------------------------- heads
-@dataclass
-class Head:
-    """A trained head: standardization then either a linear layer or a one-hidden-layer MLP."""
-
-    kind: str  # "linear" | "mlp"
-    tensors: dict[str, np.ndarray]
-    meta: dict[str, object] = field(default_factory=dict)
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        z = (x - self.tensors["mean"]) / self.tensors["scale"]
-        if self.kind == "mlp":
-            z = np.maximum(z @ self.tensors["w1"].T + self.tensors["b1"], 0.0)
-            logits = z @ self.tensors["w2"].T + self.tensors["b2"]
-        else:
-            logits = z @ self.tensors["w"].T + self.tensors["b"]
-        logits = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    def save(self, path: Path) -> None:
-        from safetensors.numpy import save_file
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.tensors.items()}
-        save_file(tensors, str(path), metadata={"kind": self.kind})
-        meta = dict(self.meta, kind=self.kind)
-        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-        path.with_suffix(".json").write_text(text, encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path) -> Head:
-        from safetensors.numpy import load_file
-
-        if not path.is_file():
-            raise FileNotFoundError(f"sentiment head {path} not found; run `openear train-classifier`")
-        tensors = load_file(str(path))
-        meta_path = path.with_suffix(".json")
-        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-        kind = str(meta.get("kind", "mlp" if "w1" in tensors else "linear"))
-        return cls(kind, tensors, meta)
-
-
 def _standardize(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = np.average(x, axis=0, weights=w)
     scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w)) + 1e-6
@@ -250,7 +207,7 @@ def train_from_dir(data: Path, extra: Sequence[Path] = (), seed: int = 0, batch_
     key = f"{WEIGHTS_SHA256[:12]}:{mode}:{encoder.max_length}:{encoder.prefix}"
     train_files = dataset_files(data, "train")
     if not train_files and not extra:
-        raise FileNotFoundError(f"no train.tsv under {data} (expected e.g. {data}/tweeteval/train.tsv)")
+        raise ClassifierError(f"no train.tsv under {data} (expected e.g. {data}/tweeteval/train.tsv)")
     parts = [cached_embeddings(p, encoder, key, log) for p in train_files]
     weights = dataset_weights([len(y) for _, y in parts], float(cfg["small_set_alpha"]))  # type: ignore[arg-type]
     extra_parts = [cached_embeddings(p, encoder, key, log) for p in extra]

@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from listener.platforms import SPECS
 from models.db import pow2_batches, pow2_padded
 from models.orm import Author, AuthorKey, Base, LinkProposal, Mention
 
@@ -35,6 +36,11 @@ _CROSS_HINT = re.compile(r"\b(also|auch|as|als|on x|on twitter|on facebook|auf x
                          re.IGNORECASE)
 
 Pair = tuple[int, int]
+
+
+def has_handles(platform: str) -> bool:
+    spec = SPECS.get(platform)
+    return spec is not None and spec.has_handles
 
 
 def normalise(text: str | None) -> list[str]:
@@ -67,7 +73,9 @@ class Person:
 
     @property
     def label(self) -> str:
-        return f"@{self.handle}" if self.handle and self.platform == "x" else repr(self.name or self.handle or "?")
+        if self.handle and has_handles(self.platform):
+            return f"@{self.handle}"
+        return repr(self.name or self.handle or "?")
 
 
 def blocking_keys(person: Person) -> set[str]:
@@ -88,7 +96,7 @@ def blocking_keys(person: Person) -> set[str]:
 def stored_keys(person: Person) -> set[str]:
     """What `author_keys` holds for a person: its blocking keys and, on X, its handle."""
     keys = {k[:120] for k in blocking_keys(person)}
-    if person.platform == "x" and person.handle:
+    if person.handle and has_handles(person.platform):
         keys.add(HANDLE + person.handle.lower()[:118])
     return keys
 

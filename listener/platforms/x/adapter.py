@@ -10,7 +10,6 @@ family of `listener.platforms.base`. Error messages name the config key to fix, 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import requests
 import tweepy
 
+from listener.platforms import SPECS
 from listener.platforms.base import (
     AuthFailed,
     FetchResult,
@@ -30,10 +30,13 @@ from listener.platforms.base import (
     Transient,
 )
 from listener.platforms.http import DEFAULT_TIMEOUT, mount_rewriter
-from models.domain import AuthorData, MentionData, Platform, clean_json, clean_text
+from listener.platforms.x.cursor import XCursor
+from models.config import Config
+from models.domain import AuthorData, MentionData, clean_json, clean_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+NAME = "x"  # its key in listener.platforms.SPECS
 
 
 @dataclass
@@ -56,14 +59,6 @@ def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _parse_cursor(cursor: str | None) -> tuple[str | None, str | None, str | None]:
-    """(since_id, until_id, newest once drained) from a plain since_id or a draining cursor."""
-    if not cursor or not cursor.startswith("{"):
-        return cursor, None, None
-    state = json.loads(cursor)
-    return state.get("since"), state.get("until"), state.get("newest")
-
-
 def _strip_leading_mentions(text: str) -> str:
     words = text.split(" ")
     while words and words[0].startswith("@"):
@@ -74,8 +69,8 @@ def _strip_leading_mentions(text: str) -> str:
 class XPlatform:
     """PlatformAdapter for X API v2."""
 
-    platform = Platform.X
-    MAX_TEXT = 280
+    platform = NAME
+    MAX_TEXT = SPECS[NAME].reply_limit  # the one home of the limit: listener.platforms.SPECS
     PAGE_SIZE = 100  # search/recent: 10-100
     MENTIONS_PAGE_SIZE = 100  # users/:id/mentions: 5-100
     # Pages per fetch. Below the 450 requests of a search window, so one poll never rate-limits itself;
@@ -116,22 +111,22 @@ class XPlatform:
         out: list[Source] = []
         for brand in self.brands.values():
             for i, query in enumerate(brand.queries):
-                out.append(Source(f"x:{brand.name}:search:{i}", Platform.X, brand.name, "search", query))
+                out.append(Source(f"x:{brand.name}:search:{i}", NAME, brand.name, "search", query))
             for handle in brand.accounts:
                 handle = handle.lstrip("@")
                 name = f"x:{brand.name}:mentions:{handle}"
-                out.append(Source(name, Platform.X, brand.name, "mentions", handle))
+                out.append(Source(name, NAME, brand.name, "mentions", handle))
         return out
 
     def fetch(self, source: Source, cursor: str | None) -> FetchResult:
         """Posts newer than `cursor`, oldest first, and the cursor to store once they are saved.
 
-        The cursor is a since_id. X answers newest first, so a backlog larger than MAX_PAGES pages is
-        drained newest part first: the cursor then becomes `{"since": S, "until": U, "newest": N}`
-        (posts between S and U are still to read; N becomes the since_id once they are), and the
-        next polls read on downwards with `until_id` until nothing is left.
+        The cursor (x/cursor.py) is a since_id. X answers newest first, so a backlog larger than
+        MAX_PAGES pages is drained newest part first: the cursor then also holds `until` and
+        `newest`, and the next polls read on downwards with `until_id` until nothing is left.
         """
-        since, until, pending_newest = _parse_cursor(cursor)
+        parsed = XCursor.parse(cursor)
+        since, until, pending_newest = parsed.since, parsed.until, parsed.newest
         brand = self._brand(source.brand)
         fields: dict[str, Any] = {"tweet_fields": self.TWEET_FIELDS, "expansions": ["author_id"],
                                   "user_fields": self.USER_FIELDS}
@@ -161,13 +156,14 @@ class XPlatform:
         if more and tweets:
             log.info("X: %s has a backlog beyond %d pages; the next polls read on below %s", source.name,
                      self.MAX_PAGES, tweets[-1]["id"])
-            return FetchResult(mentions, json.dumps({"since": since, "until": tweets[-1]["id"], "newest": top}))
-        return FetchResult(mentions, top or since)
+            return FetchResult(mentions, XCursor(since, tweets[-1]["id"], top).dump())
+        return FetchResult(mentions, XCursor(top or since).dump())
 
     def post_reply(self, mention: MentionData, text: str) -> str:
         """Reply publicly to `mention` as the authenticated account; returns the new post's id."""
-        if len(text) > self.MAX_TEXT:
-            raise PlatformError(f"the reply is {len(text)} characters long; X allows {self.MAX_TEXT}")
+        length = SPECS[NAME].reply_length(text)
+        if length > self.MAX_TEXT:
+            raise PlatformError(f"the reply is {length} characters long; X allows {self.MAX_TEXT}")
         self._require_user_context("posting a reply")
         what = f"replying to post {mention.external_id}"
         answer = self._call(what, lambda: self._client.create_tweet(
@@ -341,13 +337,13 @@ class XPlatform:
         lang = tweet.get("lang")
         name = user.get("name")
         author = AuthorData(
-            platform=Platform.X, external_id=author_id, handle=username,
+            platform=NAME, external_id=author_id, handle=username,
             display_name=clean_text(name)[0] if isinstance(name, str) else None,
             followers=followers if isinstance(followers, int) else None,
             profile_url=f"https://x.com/{username}" if username else None)
         conversation = tweet.get("conversation_id")
         return MentionData(
-            platform=Platform.X, external_id=post_id, text=text, created_at=self._created_at(tweet),
+            platform=NAME, external_id=post_id, text=text, created_at=self._created_at(tweet),
             author=author, brand=brand.name, source=source.name,
             language=lang if isinstance(lang, str) and lang != "und" else None,
             conversation_id=str(conversation) if conversation else None, in_reply_to_id=in_reply_to,
@@ -363,3 +359,21 @@ class XPlatform:
             except ValueError:
                 log.warning("X post %s: unreadable created_at %r", tweet.get("id"), raw)
         return self.clock()
+
+
+def from_config(config: Config, *, clock: Callable[[], datetime] | None = None,
+                session_factory: Callable[[], requests.Session] | None = None) -> XPlatform | None:
+    """The adapter for the brands' `queries.x` and `accounts.x` with `platforms.x`'s credentials;
+    None when X is not configured or not enabled."""
+    x = config.platforms.x
+    if x is None or not x.enabled:
+        return None
+
+    def secret(value: Any) -> str:
+        return value.get_secret_value() if value is not None else ""
+
+    brands = [XBrand(b.name, list(b.queries.x), list(b.accounts.x)) for b in config.brands]
+    return XPlatform(brands, bearer_token=secret(x.bearer_token), consumer_key=secret(x.consumer_key),
+                     consumer_secret=secret(x.consumer_secret), access_token=secret(x.access_token),
+                     access_token_secret=secret(x.access_token_secret), base_url=x.base_url,
+                     session=session_factory() if session_factory else None, clock=clock)

@@ -32,9 +32,10 @@ from models.orm import (
     SentimentCorrection,
 )
 from responders import audit
-from responders.customers import CustomerError, tag_list
+from responders.audit import ERASE, EXPORT
+from responders.errors import NotFound
+from responders.notes import tag_list
 
-EXPORT, ERASE = "customer_export", "customer_erase"
 REDACTED = "[erased]"
 CHUNK = 500
 
@@ -62,7 +63,7 @@ def _row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 def _require(session: Session, customer_id: int) -> Customer:
     customer = session.get(Customer, customer_id)
     if customer is None:
-        raise CustomerError(f"there is no customer #{customer_id}")
+        raise NotFound(f"there is no customer #{customer_id}")
     return customer
 
 

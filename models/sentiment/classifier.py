@@ -1,80 +1,26 @@
-"""Sentiment classifiers: one interface, three implementations and a factory.
+"""The model-backed classifiers and the factory that picks one by name.
 
 - `EmbeddingClassifier` (the default): the embedded multilingual-e5-small encoder (built offline
-  from pip packages, see models/encoder.py) plus the small head shipped in models/assets/.
+  from pip packages, see models/sentiment/encoder_build.py) plus the small head shipped in
+  models/sentiment/assets/.
 - `TransformersClassifier`: any Hugging Face text-classification model (hub id or local path).
-- `LexiconClassifier`: a tiny deterministic keyword classifier (English + German), no model.
-
-Every classifier returns `SentimentResult`s with negative/neutral/positive probabilities (sum 1)
-and a `complaint` score (see models/complaint.py).
+- `LexiconClassifier` (models/sentiment/lexicon.py): a tiny deterministic keyword classifier.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from models.complaint import complaint_score
-
-LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
-DEFAULT_MODEL = "default"
-
-
-@dataclass(frozen=True)
-class SentimentResult:
-    """One text's sentiment: the winning label, the three probabilities and the complaint score."""
-
-    label: str
-    negative: float
-    neutral: float
-    positive: float
-    complaint: float
-
-    @property
-    def scores(self) -> dict[str, float]:
-        return {"negative": self.negative, "neutral": self.neutral, "positive": self.positive}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "scores": self.scores, "complaint": self.complaint}
-
-
-class Classifier(Protocol):
-    def classify(self, texts: list[str]) -> list[SentimentResult]:
-        """One result per text, in order."""
-        ...
-
-
-_HANDLE = re.compile(r"(?<![\w@])@\w+")
-_URL = re.compile(r"https?://\S+|www\.\S+")
-
-
-def normalize_text(text: str) -> str:
-    """Tweet preprocessing as in TweetEval: every @handle becomes `@user`, every URL `http`.
-
-    The head was trained on texts preprocessed like this, and a brand's handle ("@Telekom_hilft")
-    says nothing about the sentiment of a mention.
-    """
-    return _URL.sub("http", _HANDLE.sub("@user", text))
-
-
-def make_result(text: str, probs: Sequence[float]) -> SentimentResult:
-    """A result from three probabilities (renormalized to sum 1); ties go to neutral."""
-    p = np.clip(np.asarray(probs, np.float64), 0.0, None)
-    total = p.sum()
-    p = p / total if total > 0 else np.array([0.0, 1.0, 0.0])
-    best = int(np.argmax(p))
-    if p[1] == p[best]:
-        best = 1
-    neg, neu, pos = (float(v) for v in p)
-    return SentimentResult(LABELS[best], neg, neu, pos, complaint_score(text, neg, pos))
-
+from models.sentiment.base import DEFAULT_MODEL, ENCODER_MODES, Classifier, SentimentResult, make_result, normalize_text
+from models.sentiment.errors import ClassifierError, UnmappableLabels
+from models.sentiment.head import HEAD_PATH, Head
+from models.sentiment.lexicon import LexiconClassifier
 
 # ----------------------------------------------------------------------------- label mapping
 _NAMED = {
@@ -92,12 +38,12 @@ def label_matrix(id2label: Mapping[int, str]) -> np.ndarray:
     Understands named labels (negative/neutral/positive, NEG/NEU/POS, ...), `LABEL_n` or bare
     indices (2 classes: 0 negative, 1 positive; 3 classes: 0 negative, 1 neutral, 2 positive;
     5 classes: like stars) and 1-5 stars ("1 star" .. "5 stars": 1-2 negative, 3 neutral, 4-5
-    positive). Raises ValueError for anything else, naming the labels it saw.
+    positive). Raises UnmappableLabels (a ValueError) for anything else, naming the labels it saw.
     """
     n = len(id2label)
     names = {int(i): str(lab).strip().lower() for i, lab in id2label.items()}
     if sorted(names) != list(range(n)) or n < 2:
-        raise ValueError(f"unexpected id2label {dict(id2label)!r}")
+        raise UnmappableLabels(f"unexpected id2label {dict(id2label)!r}")
     m = np.zeros((n, 3), np.float32)
     if all(v in _NAMED for v in names.values()):
         for i, v in names.items():
@@ -109,18 +55,18 @@ def label_matrix(id2label: Mapping[int, str]) -> np.ndarray:
     elif all(_INDEXED.match(v) for v in names.values()):
         index = {i: int(_INDEXED.match(v).group(1)) for i, v in names.items()}  # type: ignore[union-attr]
         if sorted(index.values()) != list(range(n)) or n not in (2, 3, 5):
-            raise ValueError(f"cannot map {n} indexed labels {sorted(names.values())} to sentiment")
+            raise UnmappableLabels(f"cannot map {n} indexed labels {sorted(names.values())} to sentiment")
         target = {2: [0, 2], 3: [0, 1, 2], 5: [0, 0, 1, 2, 2]}[n]
         for i, k in index.items():
             m[i, target[k]] = 1.0
     else:
-        raise ValueError(
+        raise UnmappableLabels(
             f"cannot map labels {sorted(names.values())} to negative/neutral/positive; expected named "
             "labels (negative/neutral/positive, NEG/NEU/POS), LABEL_0..LABEL_n or '1 star'..'5 stars'"
         )
     covered = {int(np.argmax(row)) for row in m}
     if 0 not in covered or 2 not in covered:
-        raise ValueError(f"labels {sorted(names.values())} lack a negative or a positive class")
+        raise UnmappableLabels(f"labels {sorted(names.values())} lack a negative or a positive class")
     return m
 
 
@@ -144,11 +90,14 @@ class TransformersClassifier:
                 return
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-            from models.encoder import quiet_transformers
+            from models.sentiment.encoder import quiet_transformers
 
             quiet_transformers()
-            tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-            model = AutoModelForSequenceClassification.from_pretrained(self.model_name).eval().to(self.device)
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+                model = AutoModelForSequenceClassification.from_pretrained(self.model_name).eval().to(self.device)
+            except OSError as exc:  # not a local model dir, not on the hub, no network
+                raise ClassifierError(str(exc)) from exc
             self._matrix = label_matrix(model.config.id2label)
             limit = getattr(tokenizer, "model_max_length", self.max_length) or self.max_length
             positions = getattr(model.config, "max_position_embeddings", self.max_length) or self.max_length
@@ -159,7 +108,7 @@ class TransformersClassifier:
         """(len(texts), 3) negative/neutral/positive probabilities."""
         import torch
 
-        from models.encoder import SEQ_BUCKET, shape_batches
+        from models.sentiment.encoder import SEQ_BUCKET, shape_batches
 
         self._load()
         assert self._matrix is not None
@@ -185,12 +134,11 @@ class TransformersClassifier:
 
 # ----------------------------------------------------------------------------- the embedded default
 class EmbeddingClassifier:
-    """The default: e5 sentence embeddings (models/encoder.py) + the trained head (models/assets/)."""
+    """The default: e5 sentence embeddings (models/sentiment/encoder.py) + the trained head (head.py)."""
 
     def __init__(self, head_path: Path | None = None, encoder_path: str | Path | None = None,
                  device: str = "cpu", batch_size: int = 32, mode: str | None = None) -> None:
-        from models.encoder import TextEncoder
-        from models.training import HEAD_PATH, Head
+        from models.sentiment.encoder import TextEncoder  # torch: imported when the default is built
 
         self.head = Head.load(head_path or HEAD_PATH)
         mode = mode or str(self.head.meta.get("inference_mode", self.head.meta.get("encoder_mode", "fp32")))
@@ -205,63 +153,7 @@ class EmbeddingClassifier:
         return [make_result(t, p) for t, p in zip(texts, self.probabilities(texts), strict=True)]
 
 
-# ----------------------------------------------------------------------------- lexicon fallback
-_POSITIVE = (
-    "good great love loved lovely awesome amazing excellent perfect best thanks thank happy glad nice "
-    "fantastic wonderful brilliant cool enjoy enjoyed fun beautiful helpful quick fast recommend super "
-    "gut toll liebe danke dankeschön glücklich schön prima klasse genial perfekt hilfreich schnell freue "
-    "freude wunderbar spitze empfehlen lob zufrieden ❤ ❤️ 😍 😀 😃 😊 🙂 👍 🎉 😁 🥰"
-)
-_NEGATIVE = (
-    "bad worst terrible awful hate hated horrible broken angry annoyed disappointed disappointing useless "
-    "poor slow delayed delay refund cancelled canceled missing lost wrong fail failed problem issue never "
-    "sucks ridiculous unacceptable rude scam sad "
-    "schlecht schlimm scheiße scheisse mies hasse kaputt ärgerlich enttäuscht enttäuschend nutzlos langsam "
-    "verspätung verspätet ausgefallen falsch fehler problem nie frechheit unverschämt katastrophe traurig "
-    "sauer nervt 😡 😠 🤬 😢 😭 👎 💩 😤 😞"
-)
-_NEGATORS = frozenset(
-    ["not", "no", "never", "don't", "doesn't", "didn't", "isn't", "wasn't", "can't", "won't",
-     "nicht", "kein", "keine", "keinen", "nie"]
-)
-_TOKEN = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
-
-
-class LexiconClassifier:
-    """A small deterministic keyword classifier (English + German): no model, instant, honest-ish.
-
-    Each positive/negative keyword (or emoji) adds one point to its side; a negator within the two
-    preceding words flips it. Probabilities are a softmax over (negative, neutral=0.5, positive)
-    points. Meant for tests, benchmarks of other components and as a fallback.
-    """
-
-    positive = frozenset(_POSITIVE.split())
-    negative = frozenset(_NEGATIVE.split())
-
-    def probabilities(self, text: str) -> tuple[float, float, float]:
-        tokens = [t.lower() for t in _TOKEN.findall(text)]
-        neg = pos = 0.0
-        for i, tok in enumerate(tokens):
-            side = 1 if tok in self.positive else -1 if tok in self.negative else 0
-            if side and any(t in _NEGATORS for t in tokens[max(0, i - 2):i]):
-                side = -side
-            if side > 0:
-                pos += 1.0
-            elif side < 0:
-                neg += 1.0
-        logits = (neg, 0.5, pos)
-        top = max(logits)
-        exps = [math.exp(2.0 * (v - top)) for v in logits]
-        total = sum(exps)
-        return exps[0] / total, exps[1] / total, exps[2] / total
-
-    def classify(self, texts: list[str]) -> list[SentimentResult]:
-        return [make_result(t, self.probabilities(t)) for t in texts]
-
-
-ENCODER_MODES = ("auto", "fp32", "bf16", "int8", "int8-noqkv")
-
-
+# ----------------------------------------------------------------------------- the factory
 def build_classifier(model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 32) -> Classifier:
     """The classifier for `model`.
 

@@ -9,10 +9,13 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from listener.platforms import SPECS
 from models.domain import QueueState, SentimentLabel
 from models.orm import Author, Customer, LinkProposal, Mention, Note, QueueItem, User
-from responders.customers import PROPOSED, CustomerError, customer_of, tag_list
-from responders.history import Outcome, _outcomes
+from responders.customers.links import PROPOSED, customer_of
+from responders.errors import Invalid, NotFound
+from responders.notes import tag_list
+from responders.queue.detail import MentionOutcome, outcomes_of
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class ConversationView:
     mentions: int
     text: str
     sentiment: str | None
-    outcome: Outcome
+    outcome: MentionOutcome
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def customer_overview(session: Session, customer_id: int | None = None, *, autho
         .where(Mention.author_id.in_(ids), Mention.is_own.is_(False))
         .order_by(Mention.created_at.desc(), Mention.id.desc()).limit(limit)
     ).all() if ids else []
-    outcomes = _outcomes(session, [r.id for r in rows], {r.id: r for r in rows if r.state is not None},
+    outcomes = outcomes_of(session, [r.id for r in rows], {r.id: r for r in rows if r.state is not None},
                          {r.id: r.created_at for r in rows})
     grouped: dict[tuple[str, str], list] = {}
     for r in rows:
@@ -122,27 +125,29 @@ def search(session: Session, query: str, limit: int = 50) -> list[SearchHit]:
 
 
 def resolve(session: Session, ref: str, now: datetime, *, create: bool = True) -> int:
-    """A customer id from `123`, `x:@handle`, `x:handle` or `facebook:<author id>` (creating the customer
-    of an unlinked author when `create`)."""
+    """A customer id from `123`, or `<platform>:@handle` / `<platform>:<author id>` as the platform names
+    its authors (listener.platforms.SPECS: has_handles), creating the customer of an unlinked author
+    when `create`."""
     ref = ref.strip()
     if ref.isdigit():
         if session.get(Customer, int(ref)) is None:
-            raise CustomerError(f"there is no customer #{ref}")
+            raise NotFound(f"there is no customer #{ref}")
         return int(ref)
     platform, _, value = ref.partition(":")
-    platform = platform.lower()
-    if not value or platform not in ("x", "facebook"):
-        raise CustomerError(f"{ref!r}: give a customer id, x:@handle or facebook:<author id>")
-    value = value.strip()
-    if platform == "x":
-        query = select(Author).where(Author.platform == "x", func.lower(Author.handle) == value.lstrip("@").lower())
+    spec, value = SPECS.get(platform.lower()), value.strip()
+    if not value or spec is None:
+        hints = [s.reference_hint() for s in SPECS.values()]
+        raise Invalid(f"{ref!r}: give a customer id, {', '.join(hints[:-1])} or {hints[-1]}")
+    if spec.has_handles:
+        query = select(Author).where(Author.platform == spec.name,
+                                     func.lower(Author.handle) == value.lstrip("@").lower())
     else:
-        query = select(Author).where(Author.platform == "facebook", Author.external_id == value)
+        query = select(Author).where(Author.platform == spec.name, Author.external_id == value)
     author = session.scalars(query.limit(1)).first()
     if author is None:
-        raise CustomerError(f"nobody known as {ref!r}")
+        raise NotFound(f"nobody known as {ref!r}")
     if author.customer_id is not None:
         return author.customer_id
     if not create:
-        raise CustomerError(f"{ref!r} is not linked to a customer")
+        raise Invalid(f"{ref!r} is not linked to a customer")
     return customer_of(session, author.id, now).id

@@ -7,9 +7,8 @@ timeout: a `RewritingAdapter` mounted on the injected `requests.Session` adds a 
 on the same session remembers the last answer's status and usage headers, which facebook-sdk drops
 (`RateLimited.retry_at` comes from `estimated_time_to_regain_access`).
 
-Cursor design (one cursor per page source, a compact JSON string for the TEXT column):
-
-    {"v": 1, "p": {"<post id>": [updated_time, comment_count, watermark, ["<ids at the watermark>"]]}}
+Cursor design (one cursor per page source; its dataclasses and stored text are in facebook/cursor.py):
+per post of the look-back window, its updated_time, comment count, a watermark and the ids read at it.
 
 Comments arrive on old posts at any time, so a single "newest id" cannot be the cursor. Every poll
 lists the posts of the look-back window (`/feed` and `/tagged` with `since` = now - lookback_days;
@@ -21,8 +20,8 @@ the same second): `/{post}/comments?filter=stream&order=reverse_chronological&si
 newest first, stopping at the first comment older than the post's watermark (the second of the newest
 comment seen) and skipping the ids already seen in that second, so late comments on a two-week-old
 post are found, nothing is read twice and equal timestamps cause neither misses nor duplicates.
-A post whose new comments run past MAX_PAGES pages keeps a gap `[bottom, ids, top, ids]` (a fifth
-element: the seconds and ids bounding what is still unread); the next polls read on downwards with
+A post whose new comments run past MAX_PAGES pages keeps a `Gap` (the seconds and ids bounding what
+is still unread); the next polls read on downwards with
 `until` until it closes, as the X adapter drains a backlog. Posts that fell out of the look-back
 (or were deleted) leave the cursor. Any failure raises; the caller keeps the old cursor, so nothing
 is half-read. An unreadable cursor means a fresh start (the store deduplicates on (platform,
@@ -47,19 +46,20 @@ from urllib.parse import parse_qs, urlsplit
 import facebook
 import requests
 
+from listener.platforms import SPECS
 from listener.platforms.base import AuthFailed, FetchResult, PlatformError, RateLimited, Source, TargetGone, Transient
+from listener.platforms.facebook.cursor import FacebookCursor, Gap, PostMark
 from listener.platforms.http import DEFAULT_TIMEOUT, mount_rewriter
 from models.config import Config
-from models.domain import AuthorData, MentionData, Platform, clean_json, clean_text
+from models.domain import AuthorData, MentionData, clean_json, clean_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+NAME = "facebook"  # its key in listener.platforms.SPECS
 # facebook-sdk 3.1 validates `version` against 2.8-3.1 and a one-digit-major pattern, but builds every
 # request path from the `version` attribute: construct with a version it accepts, then set the real one.
 SDK_ACCEPTED_VERSION = "3.1"
 _VERSION_RE = re.compile(r"^v?(\d+\.\d+)$")
-_State = dict[str, list[Any]]  # post id -> [updated_time, comment count, watermark, [ids at it], gaps?]
-_Gap = list[Any]  # [bottom second, [ids read at it], top second, [ids read at it]]: unread in between
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,6 @@ def _norm(text: Any) -> str:
 def _tail(object_id: str) -> int:
     tail = object_id.rsplit("_", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def _is_gap(gap: Any) -> bool:
-    return isinstance(gap, list) and len(gap) == 4 and all(isinstance(gap[i], int) for i in (0, 2)) \
-        and all(isinstance(gap[i], list) for i in (1, 3))
 
 
 def _moment(value: Any, what: str) -> datetime:
@@ -113,8 +108,8 @@ def normalize_version(value: str) -> str:
 class FacebookPlatform:
     """PlatformAdapter for Facebook pages (Graph API through facebook-sdk)."""
 
-    platform = Platform.FACEBOOK
-    MAX_TEXT = 8000  # characters of a comment
+    platform = NAME
+    MAX_TEXT = SPECS[NAME].reply_limit  # the one home of the limit: listener.platforms.SPECS
     PAGE_SIZE = 100  # Graph's largest `limit`
     MAX_PAGES = 200  # per listing; a post's larger comment backlog is drained over the next polls
     LOOKBACK_DAYS = 14
@@ -157,7 +152,7 @@ class FacebookPlatform:
 
     def sources(self) -> list[Source]:
         """One source per configured page of each brand."""
-        return [Source(f"facebook:{p.brand}:page:{p.page_id}", Platform.FACEBOOK, p.brand, "page", p.page_id)
+        return [Source(f"facebook:{p.brand}:page:{p.page_id}", NAME, p.brand, "page", p.page_id)
                 for p in self.pages.values()]
 
     def fetch(self, source: Source, cursor: str | None) -> FetchResult:
@@ -165,17 +160,18 @@ class FacebookPlatform:
         if source.kind != "page":
             raise ValueError(f"Facebook has no source kind {source.kind!r}")
         page = self._page(source.brand, source.target)
-        state = self._load(cursor, source)
+        state = FacebookCursor.parse(cursor, source.name)
         since = int((self.clock() - self.lookback).timestamp())
         what = f"reading Facebook page {page.page_id}"
         mentions, new_state = self._call(what, page, lambda: self._read(page, source, state, since))
         mentions.sort(key=lambda m: (m.created_at, m.external_id != m.conversation_id, _tail(m.external_id)))
-        return FetchResult(mentions, json.dumps({"v": 1, "p": new_state}, separators=(",", ":"), sort_keys=True))
+        return FetchResult(mentions, new_state.dump())
 
     def post_reply(self, mention: MentionData, text: str) -> str:
         """Comment on the mentioned post, or reply to the mentioned comment, as the page; returns the new id."""
-        if len(text) > self.MAX_TEXT:
-            raise PlatformError(f"the reply is {len(text)} characters long; Facebook allows {self.MAX_TEXT}")
+        length = SPECS[NAME].reply_length(text)
+        if length > self.MAX_TEXT:
+            raise PlatformError(f"the reply is {length} characters long; Facebook allows {self.MAX_TEXT}")
         if not text.strip():
             raise PlatformError("the reply is empty")
         page = self._page_of(mention)
@@ -217,8 +213,8 @@ class FacebookPlatform:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _read(self, page: FacebookPage, source: Source, state: _State,
-              since: int) -> tuple[list[MentionData], _State]:
+    def _read(self, page: FacebookPage, source: Source, cursor: FacebookCursor,
+              since: int) -> tuple[list[MentionData], FacebookCursor]:
         graph = self._graphs[page.page_id]
         posts: dict[str, tuple[dict[str, Any], str]] = {}
         for edge in ("feed", "tagged"):
@@ -232,40 +228,41 @@ class FacebookPlatform:
                 log.warning("Facebook: page %s has more than %d pages of %s posts in the look-back; the oldest "
                             "are skipped", page.page_id, self.MAX_PAGES, edge)
         mentions: list[MentionData] = []
-        new_state: _State = {}
+        marks: dict[str, PostMark] = {}
         for post_id, (post, edge) in posts.items():
             created = _epoch(post.get("created_time"), f"post {post_id}")
             if created < since:
                 continue
             updated = max(created, _epoch(post.get("updated_time") or post["created_time"], f"post {post_id}"))
             count = self._comment_count(post)
-            known = state.get(post_id)
-            gaps: list[_Gap] = known[4] if known is not None and len(known) > 4 else []  # _narrow copies
+            known = cursor.posts.get(post_id)
+            gaps = list(known.gaps) if known is not None else []
             if known is None:
                 mentions.append(self._post_mention(page, source, post, edge))
-            elif known[0] == updated and known[1] == count and not gaps:
-                new_state[post_id] = known
+            elif known.updated == updated and known.comments == count and not gaps:
+                marks[post_id] = known
                 continue
             still_open = []
             for gap in gaps:  # the backlog that earlier polls left
-                older, complete = self._new_comments(graph, post_id, gap[0], set(gap[1]), gap[2], set(gap[3]))
+                older, complete = self._new_comments(graph, post_id, gap.bottom, set(gap.bottom_ids), gap.top,
+                                                     set(gap.top_ids))
                 mentions.extend(self._comment_mention(page, source, c, post_id) for c, _ in older)
                 if not complete:
                     still_open.append(self._narrow(gap, older, post_id))
             gaps = still_open
-            watermark, ids = (known[2], set(known[3])) if known is not None else (0, set())
+            watermark, ids = (known.watermark, set(known.ids)) if known is not None else (0, set())
             if known is not None or count != 0 or updated > created:
                 fresh, complete = self._new_comments(graph, post_id, watermark, ids)
                 mentions.extend(self._comment_mention(page, source, c, post_id) for c, _ in fresh)
                 if fresh and not complete:
-                    gaps.append(self._narrow([watermark, sorted(ids), fresh[0][1], []], fresh, post_id))
+                    gaps.append(self._narrow(Gap(watermark, tuple(ids), fresh[0][1], ()), fresh, post_id))
                 if fresh:
                     newest = max(t for _, t in fresh)
                     seen_then = {c["id"] for c, t in fresh if t == newest}
                     ids = seen_then | ids if newest == watermark else seen_then
                     watermark = newest
-            new_state[post_id] = [updated, count, watermark, sorted(ids)] + ([gaps] if gaps else [])
-        return mentions, new_state
+            marks[post_id] = PostMark(updated, count, watermark, tuple(sorted(ids)), tuple(gaps))
+        return mentions, FacebookCursor(marks)
 
     def _new_comments(self, graph: Any, post_id: str, watermark: int, ids: set[str], until: int | None = None,
                       until_ids: Collection[str] = ()) -> tuple[list[tuple[dict[str, Any], int]], bool]:
@@ -292,7 +289,7 @@ class FacebookPlatform:
                 fresh.append((comment, at))
         return fresh, not more
 
-    def _narrow(self, gap: _Gap, read: list[tuple[dict[str, Any], int]], post_id: str) -> _Gap:
+    def _narrow(self, gap: Gap, read: list[tuple[dict[str, Any], int]], post_id: str) -> Gap:
         """The gap with its top moved down to the oldest comment just read (they come newest first)."""
         if not read:  # pages of nothing new: the server ignored `until`; the next poll tries again
             log.warning("Facebook: no progress on the comment backlog of %s", post_id)
@@ -301,7 +298,8 @@ class FacebookPlatform:
         below = {c["id"] for c, t in read if t == oldest}
         log.info("Facebook: %s has comments beyond %d pages; the next polls read on below %s",
                  post_id, self.MAX_PAGES, read[-1][0]["id"])
-        return [gap[0], gap[1], oldest, sorted(below | set(gap[3]) if oldest == gap[2] else below)]
+        return Gap(gap.bottom, gap.bottom_ids, oldest,
+                   tuple(sorted(below | set(gap.top_ids) if oldest == gap.top else below)))
 
     def _pages(self, graph: Any, object_id: str, edge: str,
                args: dict[str, Any]) -> Iterator[tuple[list[dict[str, Any]], bool]]:
@@ -327,27 +325,14 @@ class FacebookPlatform:
         count = summary.get("total_count") if isinstance(summary, dict) else None
         return count if isinstance(count, int) else -1  # unknown: compare on updated_time alone
 
-    def _load(self, cursor: str | None, source: Source) -> _State:
-        if not cursor:
-            return {}
-        try:
-            posts = json.loads(cursor)["p"]
-            if all(isinstance(k, str) and isinstance(v, list) and len(v) in (4, 5) and isinstance(v[3], list)
-                   and all(_is_gap(g) for g in (v[4] if len(v) == 5 else [])) for k, v in posts.items()):
-                return dict(posts)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            pass
-        log.warning("Facebook: unreadable cursor of %s; reading the whole look-back window again", source.name)
-        return {}
-
     # -- mapping --------------------------------------------------------------------------------
 
     def _author(self, raw: Any, object_id: str) -> AuthorData:
         author = raw if isinstance(raw, dict) else {}
         author_id, name = author.get("id"), author.get("name")
         if not isinstance(author_id, str) or not author_id:
-            return AuthorData(Platform.FACEBOOK, f"anonymous:{object_id}")  # Graph may hide `from`
-        return AuthorData(Platform.FACEBOOK, author_id, None,
+            return AuthorData(NAME, f"anonymous:{object_id}")  # Graph may hide `from`
+        return AuthorData(NAME, author_id, None,
                           clean_text(name)[0] if isinstance(name, str) else None, None,
                           f"https://www.facebook.com/{author_id}")
 
@@ -355,7 +340,7 @@ class FacebookPlatform:
         author = self._author(post.get("from"), post["id"])
         raw = {k: v for k, v in post.items() if k != "comments"}
         return MentionData(
-            platform=Platform.FACEBOOK, external_id=post["id"], text=self._text(post, "post"),
+            platform=NAME, external_id=post["id"], text=self._text(post, "post"),
             created_at=_moment(post.get("created_time"), f"post {post['id']}"), author=author, brand=page.brand,
             source=source.name, conversation_id=post["id"], permalink=_str(post.get("permalink_url")),
             is_own=author.external_id == page.page_id,
@@ -367,7 +352,7 @@ class FacebookPlatform:
         parent = comment.get("parent")
         parent_id = parent.get("id") if isinstance(parent, dict) else None
         return MentionData(
-            platform=Platform.FACEBOOK, external_id=comment["id"], text=self._text(comment, "comment"),
+            platform=NAME, external_id=comment["id"], text=self._text(comment, "comment"),
             created_at=_moment(comment.get("created_time"), f"comment {comment['id']}"), author=author,
             brand=page.brand, source=source.name, conversation_id=post_id,
             in_reply_to_id=parent_id if isinstance(parent_id, str) and parent_id else post_id,
@@ -490,11 +475,12 @@ def _str(value: Any) -> str | None:
 
 
 def from_config(config: Config, *, clock: Callable[[], datetime] | None = None,
-                session_factory: Callable[[], requests.Session] | None = None) -> FacebookPlatform:
-    """The adapter for the brands' `accounts.facebook` pages with `platforms.facebook.page_tokens`."""
+                session_factory: Callable[[], requests.Session] | None = None) -> FacebookPlatform | None:
+    """The adapter for the brands' `accounts.facebook` pages with `platforms.facebook.page_tokens`;
+    None when Facebook is not configured or not enabled."""
     fb = config.platforms.facebook
-    if fb is None:
-        raise ValueError("platforms.facebook is not configured")
+    if fb is None or not fb.enabled:
+        return None
     tokens = {page_id: secret.get_secret_value() for page_id, secret in fb.page_tokens.items()}
     pages = [FacebookPage(brand.name, page_id, tokens.get(page_id, ""))
              for brand in config.brands for page_id in brand.accounts.facebook]

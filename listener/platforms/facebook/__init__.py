@@ -1,0 +1,7 @@
+"""Facebook pages through facebook-sdk: the adapter (adapter.py) and its poll cursor (cursor.py)."""
+
+from listener.platforms.facebook.adapter import NAME, FacebookPage, FacebookPlatform, from_config, normalize_version
+from listener.platforms.facebook.cursor import FacebookCursor, Gap, PostMark
+
+__all__ = ["NAME", "FacebookCursor", "FacebookPage", "FacebookPlatform", "Gap", "PostMark", "from_config",
+           "normalize_version"]
