@@ -1,6 +1,6 @@
 """Polling one source: fetch -> dedupe -> classify -> store -> intake -> cursor, atomically.
 
-The mentions of a poll, what the injected `Intake` does with them (the review queue's intake,
+The mentions of a poll, what the injected intake (`IntakeLike`) does with them (the review queue's intake,
 responders.queue.intake: rank, queue, close what the brand answered) and the advanced cursor are
 written in ONE transaction, so a crash at any point either keeps all of it or none of it; the next
 poll then starts from the stored cursor and `ON CONFLICT DO NOTHING` on (platform, external_id)
@@ -63,7 +63,7 @@ class Admitted:
     closed: int = 0  # open items the brand's new posts answered
 
 
-class Intake(Protocol):
+class IntakeLike(Protocol):
     """What happens to newly stored mentions, inside the poll's transaction (responders.queue.intake)."""
 
     def admit(self, session: Session, new: Sequence[NewMention], now: datetime) -> Admitted: ...
@@ -92,7 +92,7 @@ class Poller:
         sessions: sessionmaker[Session],
         classifier: ClassifierLike,
         *,
-        intake: Intake,
+        intake: IntakeLike,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions, self.classifier, self.intake, self.clock = sessions, classifier, intake, clock

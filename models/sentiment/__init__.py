@@ -16,7 +16,11 @@ classifiers and `build_classifier`), encoder_build, encoder, packed, training.
 
 from __future__ import annotations
 
-from models.sentiment.base import (
+from models.sentiment.classifier import EmbeddingClassifier, TransformersClassifier, build_classifier, label_matrix
+from models.sentiment.errors import ClassifierError, EncoderBuildError, UnmappableLabels
+from models.sentiment.head import HEAD_PATH, Head
+from models.sentiment.lexicon import LexiconClassifier
+from models.sentiment.result import (
     DEFAULT_MODEL,
     ENCODER_MODES,
     LABELS,
@@ -25,10 +29,6 @@ from models.sentiment.base import (
     make_result,
     normalize_text,
 )
-from models.sentiment.classifier import EmbeddingClassifier, TransformersClassifier, build_classifier, label_matrix
-from models.sentiment.errors import ClassifierError, EncoderBuildError, UnmappableLabels
-from models.sentiment.head import HEAD_PATH, Head
-from models.sentiment.lexicon import LexiconClassifier
 
 __all__ = [
     "DEFAULT_MODEL",

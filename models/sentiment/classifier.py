@@ -17,10 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from models.sentiment.base import DEFAULT_MODEL, ENCODER_MODES, Classifier, SentimentResult, make_result, normalize_text
 from models.sentiment.errors import ClassifierError, UnmappableLabels
 from models.sentiment.head import HEAD_PATH, Head
 from models.sentiment.lexicon import LexiconClassifier
+from models.sentiment.result import (
+    DEFAULT_MODEL,
+    ENCODER_MODES,
+    Classifier,
+    SentimentResult,
+    make_result,
+    normalize_text,
+)
 
 # ----------------------------------------------------------------------------- label mapping
 _NAMED = {

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.sentiment.base import ENCODER_MODES
 from models.sentiment.encoder_build import QUERY_PREFIX, bf16_copy, ensure_encoder
 from models.sentiment.errors import ClassifierError
 from models.sentiment.packed import PackedBert
+from models.sentiment.result import ENCODER_MODES
 
 
 def quiet_transformers() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from models.sentiment.base import SentimentResult, make_result
+from models.sentiment.result import SentimentResult, make_result
 
 _POSITIVE = (
     "good great love loved lovely awesome amazing excellent perfect best thanks thank happy glad nice "

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from models.sentiment.base import LABELS, normalize_text
 from models.sentiment.encoder import TextEncoder, resolve_mode
 from models.sentiment.encoder_build import WEIGHTS_SHA256, data_dir, sha256_file
 from models.sentiment.errors import ClassifierError
 from models.sentiment.head import Head
+from models.sentiment.result import LABELS, normalize_text
 
 # bump when normalize_text or the forward changes: it invalidates cached embeddings
 NORMALIZATION = "norm1-packed-f32attn"

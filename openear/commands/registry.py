@@ -26,7 +26,7 @@ COMMANDS: list[Callable[[typer.Typer], None]] = [
     db_cmd.register,
     listen_cmd.register,
     demo_cmd.register,
-    *_optional("openear.commands.classifier"),
+    *_optional("openear.commands.classifier_cmd"),
     *_optional("openear.commands.web_cmd"),
     *_optional("openear.commands.customer_cmd"),
     *_optional("openear.commands.digest_cmd"),

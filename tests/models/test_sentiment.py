@@ -23,7 +23,7 @@ from models.sentiment import (
     label_matrix,
 )
 from models.sentiment.encoder import native_bf16
-from openear.commands.classifier import register
+from openear.commands.classifier_cmd import register
 
 EDGE_TEXTS = [
     "",
