@@ -72,12 +72,27 @@ class PlatformSection(Section):
         return {"enabled": self.enabled, "base_url": self.base_url or "(real API)"}
 
 
+class ReadBudget(Section):
+    """How many posts one source may read: X bills every post read, and a backlog is read on later."""
+
+    per_poll: int = Field(default=1000, ge=10, le=30_000,
+                          description="posts one poll of a source reads at most; the next polls read on")
+    per_day: int | None = Field(default=None, ge=100,
+                                description="posts a source reads per UTC day at most (unset: no daily cap)")
+
+
 class XConfig(PlatformSection):
     bearer_token: SecretStr
     consumer_key: SecretStr | None = None
     consumer_secret: SecretStr | None = None
     access_token: SecretStr | None = None
     access_token_secret: SecretStr | None = None
+    read_budget: ReadBudget = Field(default_factory=ReadBudget)
+
+    def summary(self) -> dict[str, Any]:
+        budget = self.read_budget
+        return {**super().summary(), "read_budget": f"{budget.per_poll} per poll, "
+                f"{budget.per_day if budget.per_day is not None else 'no cap'} per day"}
 
 
 class FacebookConfig(PlatformSection):

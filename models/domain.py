@@ -98,6 +98,13 @@ class MentionData:
     """One post or comment as an adapter reports it, before it is stored.
 
     `is_own` marks the brand's own posts and replies: stored as conversation history, never queued.
+    `hidden` marks what the platform hides from the public (a comment the page moderated): stored,
+    never queued, never answered publicly.
+
+    Edits: where a platform gives an edited post a new id (X), `external_id` stays the id of the
+    edit chain's first post (the one the brand answers and the store knows), `revision` is the id of
+    the version whose `text` this is and `edited_at` when that version was written. The store keeps
+    the newest revision's text on the one row: an edit is never a second mention.
     """
 
     platform: Platform
@@ -113,6 +120,9 @@ class MentionData:
     permalink: str | None = None
     is_own: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
+    hidden: bool = False
+    revision: str | None = None
+    edited_at: datetime | None = None
 
 
 _REPLACEMENT = "\ufffd"

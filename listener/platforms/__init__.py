@@ -26,6 +26,8 @@ from datetime import datetime
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from listener.platforms.text_length import x_weighted_length
+
 if TYPE_CHECKING:
     import requests
 
@@ -62,7 +64,8 @@ class PlatformSpec:
 
 SPECS: dict[str, PlatformSpec] = {
     "x": PlatformSpec(name="x", display_name="X", badge="X", reply_limit=280, has_handles=True,
-                      poll_seconds=60, factory="listener.platforms.x:from_config"),
+                      poll_seconds=60, factory="listener.platforms.x:from_config",
+                      reply_length=x_weighted_length),
     "facebook": PlatformSpec(name="facebook", display_name="Facebook", badge="f", reply_limit=8000,
                              has_handles=False, poll_seconds=120, factory="listener.platforms.facebook:from_config"),
 }

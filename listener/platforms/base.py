@@ -1,7 +1,16 @@
 """The contract every platform adapter fulfils, and the typed errors at its boundary.
 
 An adapter wraps one SDK and lets none of its types out: it returns `MentionData` and raises only
-the exceptions below (the poller and the dispatcher decide what to do with them).
+the exceptions below (the poller and the dispatcher decide what to do with them):
+
+    PlatformError                 anything else the platform refused; a person reads the message
+    ├── RateLimited(retry_at)     not now: a 15-minute window, a 24-hour posting limit, a monthly
+    │                             usage cap or openear's own read budget (`scope` says which)
+    ├── AuthFailed                credentials wrong, expired, of the wrong kind or lacking a permission
+    ├── TargetGone                the post, comment or account no longer exists (or is hidden)
+    ├── Transient                 5xx, timeouts, broken bodies, "temporarily blocked": retry later
+    ├── Duplicate                 the platform refused a post as a copy of one already there
+    └── ContentRejected           the platform refused the text itself (too long by its count, ...)
 """
 
 from __future__ import annotations
@@ -19,11 +28,16 @@ class PlatformError(Exception):
 
 
 class RateLimited(PlatformError):
-    """The platform refused for now; try again at `retry_at` (UTC)."""
+    """The platform refused for now; try again at `retry_at` (UTC).
 
-    def __init__(self, message: str, retry_at: datetime) -> None:
+    `scope` names the limit that applies ("15-minute window", "24-hour posting limit", "monthly usage
+    cap", "read budget per day", ...), so `retry_at` is that limit's reset, not the next window.
+    """
+
+    def __init__(self, message: str, retry_at: datetime, scope: str = "rate limit") -> None:
         super().__init__(message)
         self.retry_at = retry_at
+        self.scope = scope
 
 
 class AuthFailed(PlatformError):
@@ -36,6 +50,16 @@ class TargetGone(PlatformError):
 
 class Transient(PlatformError):
     """5xx, timeouts, broken bodies: retrying later is the right answer."""
+
+
+class Duplicate(PlatformError):
+    """The platform refused to post because the same text is already there (X 403 duplicate content,
+    Graph 506). The reply may be ours from an attempt that timed out: `find_reply` settles it."""
+
+
+class ContentRejected(PlatformError):
+    """The platform refused the text itself (too long by its own count, not allowed): a person must
+    change the reply; retrying the same text cannot help."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +75,16 @@ class Source:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """Mentions newer than the cursor, oldest first, and the cursor to store once they are saved."""
+    """Mentions newer than the cursor, oldest first, and the cursor to store once they are saved.
+
+    `interrupted` is set when the read stopped early at a rate limit or a read budget after some
+    pages were read: `mentions` are what was read, `next_cursor` records the unread rest (as a
+    backlog drain does), and the source's next poll waits until `interrupted.retry_at`.
+    """
 
     mentions: list[MentionData]
     next_cursor: str | None
+    interrupted: RateLimited | None = None
 
 
 class PlatformAdapter(Protocol):
@@ -64,12 +94,19 @@ class PlatformAdapter(Protocol):
         """The sources this adapter polls, from its configuration."""
         ...
 
+    def preflight(self) -> None:
+        """Check the credentials before the first poll: that they work and are of the right kind (a
+        Facebook page token, not a user token). Raises AuthFailed with what to fix; Transient when
+        the platform cannot be asked now (the daemon starts anyway and the polls report it)."""
+        ...
+
     def fetch(self, source: Source, cursor: str | None) -> FetchResult:
         """Everything new since `cursor` (None: first poll), oldest first. Raises PlatformError."""
         ...
 
     def post_reply(self, mention: MentionData, text: str) -> str:
-        """Answer `mention` publicly; return the platform id of the reply."""
+        """Answer `mention` publicly; return the platform id of the reply. Raises PlatformError
+        (Duplicate and ContentRejected included)."""
         ...
 
     def find_reply(self, mention: MentionData, text: str) -> str | None:

@@ -112,6 +112,9 @@ class BoardPlatform:
     def sources(self) -> list[Source]:
         return [Source(f"{NAME}:{self.brand}:search:0", NAME, self.brand, "search", self.keyword)]
 
+    def preflight(self) -> None:
+        """Board has one kind of token: a wrong one shows on the first poll."""
+
     def fetch(self, source: Source, cursor: str | None) -> FetchResult:
         posts: list[dict[str, Any]] = []
         page: str | None = None
