@@ -6,6 +6,12 @@ written in ONE transaction, so a crash at any point either keeps all of it or no
 poll then starts from the stored cursor and `ON CONFLICT DO NOTHING` on (platform, external_id)
 drops what was already seen. Classification happens before the write transaction (it is the slow
 part and needs no lock). The poller knows nothing of queue items: listening stops at the store.
+
+Edits: a mention whose `revision` is newer than the stored row's (X gives an edited post a new id;
+the adapter reports it under the chain's first id) updates that row's text, raw body and scores in
+the same transaction, and the intake re-ranks its open item: an edit is never a second mention.
+An `interrupted` fetch (a rate limit or read budget after some pages) is stored like any other; the
+result then carries the limit's `retry_at`, which the scheduler waits for.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import case, or_, select, tuple_
@@ -68,6 +74,10 @@ class IntakeLike(Protocol):
 
     def admit(self, session: Session, new: Sequence[NewMention], now: datetime) -> Admitted: ...
 
+    def revise(self, session: Session, mention_ids: Sequence[int], now: datetime) -> int:
+        """Stored mentions whose text an edit changed: re-rank their open items; returns how many."""
+        ...
+
 
 @dataclass
 class PollResult:
@@ -78,6 +88,7 @@ class PollResult:
     own: int = 0
     queued: int = 0
     closed_by_own_reply: int = 0
+    edited: int = 0  # stored mentions whose text a newer revision replaced
     cursor: str | None = None
     error: str | None = None
     retry_at: datetime | None = None
@@ -116,27 +127,35 @@ class Poller:
             raise
         result.fetched = len(fetched.mentions)
         mentions = self._clean(fetched.mentions, result)
-        fresh = self._unseen(mentions)
-        result.duplicates = len(mentions) - len(fresh)
-        sentiments = self._classify([m for m in fresh if not m.is_own], result)
+        fresh, revised = self._unseen(mentions)
+        result.duplicates = len(mentions) - len(fresh) - len(revised)
+        sentiments = self._classify([m for m in [*fresh, *revised.values()] if not m.is_own], result)
+        stopped = fetched.interrupted
         with self.sessions.begin() as session:
             self._store(session, fresh, sentiments, result)
-            self._advance(session, source.name, fetched.next_cursor or cursor)
+            self._revise(session, revised, sentiments, result)
+            self._advance(session, source.name, fetched.next_cursor or cursor, stopped)
         result.cursor = fetched.next_cursor or cursor
+        if stopped is not None:
+            metrics.POLL_ERRORS.labels(source.name, type(stopped).__name__).inc()
+            result.error, result.retry_at = f"{type(stopped).__name__}: {stopped}", stopped.retry_at
+            log.warning("poll %s stopped early, what was read is kept (the cursor records the rest): %s",
+                        source.name, stopped)
         metrics.MENTIONS_INGESTED.labels(source.name).inc(result.new)
         metrics.DUPLICATES_SKIPPED.labels(source.name).inc(result.duplicates)
-        log.info("poll %s: %d fetched, %d new, %d duplicates, %d queued", source.name, result.fetched,
-                 result.new, result.duplicates, result.queued)
+        log.info("poll %s: %d fetched, %d new, %d edited, %d duplicates, %d queued", source.name, result.fetched,
+                 result.new, result.edited, result.duplicates, result.queued)
         return result
 
     # ------------------------------------------------------------------ steps
 
     def _clean(self, mentions: list[MentionData], result: PollResult) -> list[MentionData]:
-        """Dedupe within the batch (two queries, one post) and make every text storable."""
+        """Dedupe within the batch (two queries, one post; an edit chain keeps its newest revision) and
+        make every text storable."""
         seen: dict[tuple[str, str], MentionData] = {}
         for mention in mentions:
             key = (mention.platform, mention.external_id)
-            if key in seen:
+            if key in seen and not _newer(mention, seen[key].revision, seen[key].edited_at):
                 continue
             text, reasons = clean_text(mention.text)
             if reasons:
@@ -149,20 +168,27 @@ class Poller:
             seen[key] = mention
         return list(seen.values())
 
-    def _unseen(self, mentions: list[MentionData]) -> list[MentionData]:
+    def _unseen(self, mentions: list[MentionData]) -> tuple[list[MentionData], dict[int, MentionData]]:
+        """The mentions not stored yet, and stored ones (by row id) that arrive in a newer revision."""
         if not mentions:
-            return []
-        known: set[tuple[str, str]] = set()
+            return [], {}
+        known: dict[tuple[str, str], Any] = {}
         with self.sessions() as session:
             for batch in pow2_batches(mentions, CHUNK):
                 keys = [(m.platform, m.external_id) for m in batch]
                 rows = session.execute(
-                    select(Mention.platform, Mention.external_id).where(
-                        tuple_(Mention.platform, Mention.external_id).in_(keys)
-                    )
+                    select(Mention.id, Mention.platform, Mention.external_id, Mention.revision_id,
+                           Mention.edited_at).where(tuple_(Mention.platform, Mention.external_id).in_(keys))
                 )
-                known.update((r.platform, r.external_id) for r in rows)
-        return [m for m in mentions if (m.platform, m.external_id) not in known]
+                known.update(((r.platform, r.external_id), r) for r in rows)
+        fresh, revised = [], {}
+        for m in mentions:
+            row = known.get((m.platform, m.external_id))
+            if row is None:
+                fresh.append(m)
+            elif _newer(m, row.revision_id, row.edited_at):
+                revised[row.id] = m
+        return fresh, revised
 
     def _classify(self, inbound: list[MentionData], result: PollResult) -> dict[str, SentimentLike]:
         """Sentiment per external id. A failing classifier leaves mentions unclassified, never unstored."""
@@ -211,6 +237,30 @@ class Poller:
             admitted = self.intake.admit(session, new, now)
             result.queued, result.closed_by_own_reply = admitted.queued, admitted.closed
 
+    def _revise(self, session: Session, revised: dict[int, MentionData], sentiments: dict[str, SentimentLike],
+                result: PollResult) -> None:
+        """Newer revisions of stored mentions: the row takes their text, body and scores (only if still
+        older: a concurrent poll may have stored an even newer one)."""
+        if not revised:
+            return
+        changed = []
+        for row_id, m in revised.items():
+            row = session.get(Mention, row_id, with_for_update=True)
+            if row is None or not _newer(m, row.revision_id, row.edited_at):
+                continue
+            sentiment = sentiments.get(m.external_id)
+            row.text, row.raw, row.revision_id, row.edited_at = m.text, m.raw or None, m.revision, m.edited_at
+            row.hidden = m.hidden
+            if sentiment is not None:
+                row.sentiment_label, row.score_negative = sentiment.label, sentiment.negative
+                row.score_neutral, row.score_positive = sentiment.neutral, sentiment.positive
+                row.complaint_score = sentiment.complaint
+            changed.append(row_id)
+        session.flush()
+        result.edited = len(changed)
+        if changed:
+            self.intake.revise(session, changed, self.clock())
+
     def _upsert_authors(
         self, session: Session, mentions: list[MentionData], now: datetime
     ) -> dict[tuple[str, str], int]:
@@ -241,16 +291,20 @@ class Poller:
                 ids[(row.platform, row.external_id)] = row.id
         return ids
 
-    def _advance(self, session: Session, source: str, cursor: str | None) -> None:
+    def _advance(self, session: Session, source: str, cursor: str | None, stopped: RateLimited | None) -> None:
+        """Store the cursor; a poll that stopped early at a limit records it (and its retry_at) too."""
         now = self.clock()
+        state: dict[str, Any] = {"retry_at": stopped.retry_at.isoformat()} if stopped is not None else {}
+        error = f"{type(stopped).__name__}: {stopped}"[:2000] if stopped is not None else None
         statement = insert_into(session, PollCursor).values(
-            source=source, cursor=cursor, state={}, last_success_at=now, consecutive_failures=0, updated_at=now
+            source=source, cursor=cursor, state=state, last_success_at=now, consecutive_failures=0, updated_at=now,
+            last_error=error, last_error_at=now if error else None,
         )
-        session.execute(statement.on_conflict_do_update(
-            index_elements=["source"],
-            set_={"cursor": cursor, "last_success_at": now, "consecutive_failures": 0, "last_error": None,
-                  "updated_at": now},
-        ))
+        changes: dict[str, Any] = {"cursor": cursor, "last_success_at": now, "consecutive_failures": 0,
+                                   "last_error": error, "updated_at": now, "state": state}
+        if error:
+            changes["last_error_at"] = now
+        session.execute(statement.on_conflict_do_update(index_elements=["source"], set_=changes))
 
     def _record_failure(self, source: str, exc: PlatformError) -> None:
         now = self.clock()
@@ -266,12 +320,26 @@ class Poller:
             row.state = {**(row.state or {}), **state}
 
 
+def _newer(m: MentionData, stored_revision: str | None, stored_edited_at: datetime | None) -> bool:
+    """Whether `m` is a later revision than the stored one (an edit read after the original)."""
+    if m.revision is None or m.revision == stored_revision:
+        return False
+    if stored_edited_at is None or m.edited_at is None:
+        return m.edited_at is not None or stored_revision is None
+    return _aware(m.edited_at) > _aware(stored_edited_at)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _mention_row(m: MentionData, author_id: int, sentiment: SentimentLike | None, now: datetime) -> dict[str, Any]:
     return {
         "platform": m.platform, "external_id": m.external_id, "brand": m.brand, "source": m.source,
         "text": m.text, "language": m.language, "created_at": m.created_at, "fetched_at": now,
         "author_id": author_id, "conversation_id": m.conversation_id, "in_reply_to_id": m.in_reply_to_id,
-        "permalink": m.permalink, "is_own": m.is_own, "raw": m.raw or None,
+        "permalink": m.permalink, "is_own": m.is_own, "raw": m.raw or None, "hidden": m.hidden,
+        "revision_id": m.revision, "edited_at": m.edited_at,
         "sentiment_label": sentiment.label if sentiment else None,
         "score_negative": sentiment.negative if sentiment else None,
         "score_neutral": sentiment.neutral if sentiment else None,

@@ -89,7 +89,7 @@ class SourceRunner:
                 log.debug("%s is being polled by another instance; skipping", self.source.name)
                 return None
             try:
-                self.poller.poll_once(self.adapter, self.source)
+                result = self.poller.poll_once(self.adapter, self.source)
             except RateLimited as exc:
                 log.warning("%s rate limited; next poll at %s", self.source.name, exc.retry_at.isoformat())
                 return max(exc.retry_at, self.clock())
@@ -104,6 +104,10 @@ class SourceRunner:
             if not self.healthy:
                 log.info("%s recovered after %d failures", self.source.name, self.failures)
             self.failures = 0
+            retry_at: datetime | None = getattr(result, "retry_at", None)
+            if retry_at is not None:  # read part, then hit a limit: what was read is stored
+                log.warning("%s stopped at a limit; next poll at %s", self.source.name, retry_at.isoformat())
+                return max(retry_at, self.clock())
             return None
 
 

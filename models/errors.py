@@ -10,10 +10,12 @@ in its own module, under the branch drawn here:
     │   └── SchemaOutdated           migrations are missing: run `openear db upgrade`
     ├── ClassifierError              models.sentiment: the sentiment model cannot be built or loaded
     ├── PlatformError                listener.platforms.base: a platform refused or failed
-    │   ├── RateLimited(retry_at)    try again at retry_at
-    │   ├── AuthFailed               credentials are wrong, expired or lack a permission
+    │   ├── RateLimited(retry_at)    try again at retry_at (`scope`: which limit)
+    │   ├── AuthFailed               credentials are wrong, expired, of the wrong kind or lack a permission
     │   ├── TargetGone               the post, comment or account no longer exists
-    │   └── Transient                5xx, timeouts, broken bodies: retry later
+    │   ├── Transient                5xx, timeouts, broken bodies: retry later
+    │   ├── Duplicate                the platform refused a copy of a post already there
+    │   └── ContentRejected          the platform refused the text itself (too long by its count)
     ├── ServiceError                 responders.errors: an action the service refuses
     │   ├── NotFound                 the thing asked for does not exist
     │   ├── NotAllowed               the user's role does not allow it

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -154,6 +155,9 @@ class Mention(Base):
     in_reply_to_id: Mapped[str | None] = mapped_column(String(128))
     permalink: Mapped[str | None] = mapped_column(String(500))
     is_own: Mapped[bool] = mapped_column(Boolean, default=False)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # migration 0010
+    revision_id: Mapped[str | None] = mapped_column(String(128))  # the newest version's id (X edits)
+    edited_at: Mapped[datetime | None]  # when that version was written
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sentiment_label: Mapped[str | None] = mapped_column(String(16))
     score_negative: Mapped[float | None] = mapped_column(Float)

@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener.locks import NamedLocks
-from listener.platforms import SPECS
-from listener.platforms.base import PlatformAdapter, Source
+from listener.platforms import SPECS, display_name
+from listener.platforms.base import AuthFailed, PlatformAdapter, PlatformError, Source
 from listener.poller import ClassifierLike, Poller, PollResult
 from listener.scheduler import Daemon, SourceRunner
 from models.config import Config
@@ -110,6 +110,22 @@ class OpenEar:
                 results.append(PollResult(source=source.name, error=f"{type(exc).__name__}: {exc}",
                                           retry_at=getattr(exc, "retry_at", None)))
         return results
+
+    def preflight(self) -> None:
+        """Check every configured platform's credentials before the daemon starts (a Facebook user
+        token where a page token belongs answers empty comment lists, no error). Raises AuthFailed
+        naming every problem; a platform that cannot be asked now is logged and left to the polls."""
+        problems = []
+        for name, adapter in self.adapters.items():
+            try:
+                adapter.preflight()
+            except AuthFailed as exc:
+                problems.append(f"{display_name(name)}: {exc}")
+            except PlatformError as exc:
+                log.warning("could not check the %s credentials now (%s); the polls will report it",
+                            display_name(name), exc)
+        if problems:
+            raise AuthFailed("openear cannot start with these credentials:\n  " + "\n  ".join(problems))
 
     def reply_queued(self, reply_id: int) -> None:
         """The web app's hook: send a freshly queued reply now, off the request thread."""

@@ -11,6 +11,14 @@ Recovery: a reply left `sending` longer than `lease` (45 s: longer than the adap
 of at most 5 s to connect plus 30 s to read) belonged to a worker that died. Before posting
 again, the dispatcher asks the platform whether our reply is already there (`find_reply`: the X
 conversation, the Facebook comment's replies); if so it is marked sent, never posted twice.
+
+What the platforms answer decides the rest (`plain_error`): a `Duplicate` refusal (X 403 "duplicate
+content", Graph 506) means the text is there already: the dispatcher looks for it (`find_reply`) and
+settles the reply as sent when it is ours; when it cannot be found yet (X's search lags behind) and an
+earlier attempt may have posted it, it looks again later (DUPLICATE_CHECKS times), else the agent is
+told to reword it. `ContentRejected` (too long by the platform's count) goes back to the agent to
+edit. Rate limits (15-minute, 24-hour, monthly caps) wait for their `retry_at` and do not use up
+the reply's MAX_ATTEMPTS.
 """
 
 from __future__ import annotations
@@ -25,7 +33,15 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener.platforms import display_name
-from listener.platforms.base import AuthFailed, PlatformError, RateLimited, TargetGone, Transient
+from listener.platforms.base import (
+    AuthFailed,
+    ContentRejected,
+    Duplicate,
+    PlatformError,
+    RateLimited,
+    TargetGone,
+    Transient,
+)
 from models.domain import AuthorData, MentionData, ReplyState
 from models.orm import Mention, Reply, utcnow
 from responders import audit
@@ -51,7 +67,13 @@ class SendOutcome:
 def plain_error(exc: Exception) -> tuple[str, bool]:
     """A message for the agent, and whether retrying later can help."""
     if isinstance(exc, RateLimited):
-        return f"The platform is rate limiting us; openear retries at {exc.retry_at:%H:%M} UTC.", True
+        when = f"{exc.retry_at:%Y-%m-%d %H:%M}" if exc.scope != "rate limit" else f"{exc.retry_at:%H:%M}"
+        return f"The platform is limiting us ({exc.scope}); openear retries at {when} UTC.", True
+    if isinstance(exc, ContentRejected):
+        return f"The platform refused this text: {exc} Edit the reply and send it again.", False
+    if isinstance(exc, Duplicate):
+        return ("The platform refuses to post the same text twice and our reply is not in the thread: "
+                "reword the reply and send it again."), False
     if isinstance(exc, AuthFailed):
         return f"The platform rejected our credentials, so nothing was posted. An admin must fix them: {exc}", False
     if isinstance(exc, TargetGone):
@@ -67,6 +89,8 @@ class Dispatcher:
     BACKOFF = timedelta(seconds=30)
     MAX_BACKOFF = timedelta(minutes=30)
     MAX_ATTEMPTS = 8
+    DUPLICATE_CHECKS = 4  # attempts within which a Duplicate refusal is looked up again (search lag)
+    DUPLICATE_WAIT = timedelta(seconds=45)  # longer than X's search indexing delay
 
     def __init__(
         self,
@@ -156,12 +180,29 @@ class Dispatcher:
                 log.info("reply %s was already posted as %s before a crash; not posting again", reply_id, existing)
                 return self._finish(reply_id, attempt, platform_id=existing, recovered=True)
             platform_id = adapter.post_reply(target, text)
+        except Duplicate as exc:
+            return self._settle_duplicate(adapter, target, text, reply_id, attempt, exc, recover=recover)
         except PlatformError as exc:
             return self._finish(reply_id, attempt, error=exc)
         return self._finish(reply_id, attempt, platform_id=platform_id)
 
+    def _settle_duplicate(self, adapter: ReplyPlatform, target: MentionData, text: str, reply_id: int,
+                          attempt: int, refusal: Duplicate, *, recover: bool) -> SendOutcome:
+        """The platform says the text is there already: ours (from an attempt that timed out), or a copy
+        posted elsewhere. Look it up; if an earlier attempt may have posted it, look again later."""
+        try:
+            existing = adapter.find_reply(target, text)
+        except PlatformError as exc:
+            return self._finish(reply_id, attempt, error=exc)
+        if existing:
+            log.info("reply %s: the platform calls it a duplicate; it is ours, posted as %s", reply_id, existing)
+            return self._finish(reply_id, attempt, platform_id=existing, recovered=True)
+        if (recover or attempt > 1) and attempt < self.DUPLICATE_CHECKS:
+            return self._finish(reply_id, attempt, error=refusal, look_again=True)
+        return self._finish(reply_id, attempt, error=refusal)
+
     def _finish(self, reply_id: int, attempt: int, *, platform_id: str | None = None,
-                error: Exception | None = None, recovered: bool = False) -> SendOutcome:
+                error: Exception | None = None, recovered: bool = False, look_again: bool = False) -> SendOutcome:
         now = self.clock()
         with self.sessions.begin() as session:
             reply = session.get(Reply, reply_id, with_for_update=True)
@@ -177,11 +218,18 @@ class Dispatcher:
                              detail={"platform_reply_id": platform_id, "recovered": recovered})
                 return SendOutcome(reply_id, ReplyState.SENT.value, platform_id, recovered=recovered)
             message, retryable = plain_error(error)
-            retryable = retryable and reply.attempts < self.MAX_ATTEMPTS
+            if look_again:
+                message = ("The platform says this reply is already posted but it is not visible yet; "
+                           "openear checks again shortly.")
+                retryable = True
+            # waiting for a limit to reset is not a failed try: rate limits do not use up the attempts
+            retryable = retryable and (isinstance(error, RateLimited) or reply.attempts < self.MAX_ATTEMPTS)
             reply.transition(ReplyState.FAILED)
             reply.error, reply.retryable = message, retryable
             if retryable:
                 backoff = min(self.BACKOFF * 2 ** (reply.attempts - 1), self.MAX_BACKOFF)
+                if look_again:
+                    backoff = max(backoff, self.DUPLICATE_WAIT)
                 reply.next_attempt_at = error.retry_at if isinstance(error, RateLimited) else now + backoff
             audit.record(session, audit.REPLY_FAILED, "reply", reply_id, user_id=reply.user_id, at=now,
                          detail={"error": message, "retryable": retryable})
@@ -197,5 +245,6 @@ def _mention_data(m: Mention) -> MentionData:
         author=AuthorData(m.platform, author.external_id, author.handle, author.display_name,
                           author.followers, author.profile_url),
         brand=m.brand, source=m.source, language=m.language, conversation_id=m.conversation_id,
-        in_reply_to_id=m.in_reply_to_id, permalink=m.permalink, is_own=m.is_own,
+        in_reply_to_id=m.in_reply_to_id, permalink=m.permalink, is_own=m.is_own, hidden=m.hidden,
+        revision=m.revision_id, edited_at=m.edited_at,
     )

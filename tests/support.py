@@ -59,18 +59,23 @@ def post(n: int, text: str = "my order never arrived, please help", author: str 
 class ScriptedAdapter:
     """Returns the scripted batches one per fetch; records the cursors it was asked with."""
 
-    batches: list[list[MentionData] | Exception] = field(default_factory=list)
+    batches: list[list[MentionData] | FetchResult | Exception] = field(default_factory=list)
     seen_cursors: list[str | None] = field(default_factory=list)
     platform: Platform = "x"
 
     def sources(self) -> list[Source]:
         return [SOURCE]
 
+    def preflight(self) -> None:
+        return None
+
     def fetch(self, source: Source, cursor: str | None) -> FetchResult:
         self.seen_cursors.append(cursor)
         batch = self.batches.pop(0)
         if isinstance(batch, Exception):
             raise batch
+        if isinstance(batch, FetchResult):
+            return batch
         newest = max((m.external_id for m in batch), key=int, default=None)
         return FetchResult(batch, newest or cursor)
 

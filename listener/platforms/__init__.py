@@ -48,6 +48,7 @@ class PlatformSpec:
     poll_seconds: int  # the default poll interval of its sources
     factory: str  # "module:function" -> (config, *, clock, session_factory) -> adapter | None
     reply_length: Callable[[str], int] = len  # how the platform counts a reply's length
+    length_rule: str = ""  # that count in words, for people (empty: plain characters)
 
     def build(self, config: Config, *, clock: Callable[[], datetime],
               session_factory: Callable[[], requests.Session] | None = None) -> PlatformAdapter | None:
@@ -65,7 +66,8 @@ class PlatformSpec:
 SPECS: dict[str, PlatformSpec] = {
     "x": PlatformSpec(name="x", display_name="X", badge="X", reply_limit=280, has_handles=True,
                       poll_seconds=60, factory="listener.platforms.x:from_config",
-                      reply_length=x_weighted_length),
+                      reply_length=x_weighted_length,
+                      length_rule="X counts every link as 23, most emoji and CJK characters as 2"),
     "facebook": PlatformSpec(name="facebook", display_name="Facebook", badge="f", reply_limit=8000,
                              has_handles=False, poll_seconds=120, factory="listener.platforms.facebook:from_config"),
 }

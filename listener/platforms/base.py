@@ -21,9 +21,10 @@ from datetime import datetime
 from typing import Protocol
 
 from models.domain import MentionData, Platform
+from models.errors import OpenEarError
 
 
-class PlatformError(Exception):
+class PlatformError(OpenEarError):
     """Base of every adapter error. Messages say what to do, never contain secrets."""
 
 

@@ -42,7 +42,7 @@ def _parse_tweet() -> Callable[[str], object]:
         finally:
             if lent:
                 del sys.modules["pkg_resources"]
-        return parse_tweet  # type: ignore[no-any-return]
+        return parse_tweet
 
 
 def x_weighted_length(text: str) -> int:

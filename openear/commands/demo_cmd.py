@@ -188,6 +188,7 @@ def register(app: typer.Typer) -> None:
             openear = OpenEar(config)
             stack.callback(openear.close)
             _ensure_demo_user(openear)
+            openear.preflight()
             console.print(f"loading the classifier ({model}) and polling once ...")
             for result in openear.poll_all():
                 console.print(f"  {result.source}: {result.new} new" + (f", error: {result.error}" if result.error

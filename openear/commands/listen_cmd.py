@@ -95,6 +95,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The daemon: poll, classify, dispatch replies, expire claims, send digests, until SIGTERM."""
         openear = ctx.ensure_object(CliContext).app()
+        openear.preflight()  # a wrong kind of token fails here, loudly, not as empty polls
         daemon = openear.build_daemon()
         daemon.start()
         console.print(f"openear running: {len(daemon.job_ids)} jobs ({', '.join(daemon.job_ids)})")

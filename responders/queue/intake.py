@@ -9,7 +9,9 @@ not at all. `admit`:
 - closes the open items that a new post of the brand's own answers (the team replied on the
   platform itself), audited as `answered_on_platform`.
 
-The brand's own posts are stored but never queued. `rerank_open` (a daemon job) and
+The brand's own posts and what the platform hides from the public (a comment the page moderated)
+are stored but never queued. `revise` re-ranks the open items of mentions an edit changed (the
+poller calls it in the poll's transaction). `rerank_open` (a daemon job) and
 `rerank_customer` (after a link or merge changes a customer's history) recompute priorities later:
 waiting time grows and histories change.
 """
@@ -60,7 +62,7 @@ class Intake:
 
     def admit(self, session: Session, new: Sequence[NewMention], now: datetime) -> Admitted:
         """Rank and queue the new customer mentions; close what the new own posts answer."""
-        inbound = [m for m in new if not m.data.is_own]
+        inbound = [m for m in new if not m.data.is_own and not m.data.hidden]
         queued = self._queue(session, inbound, now) if inbound else 0
         closed = self._close_answered(session, [m for m in new if m.data.is_own], now)
         return Admitted(queued=queued, closed=closed)
@@ -166,6 +168,13 @@ class Intake:
                 break
             after = rows[-1].item_id
         return done
+
+    def revise(self, session: Session, mention_ids: Sequence[int], now: datetime) -> int:
+        """Re-rank the open items of mentions whose text an edit just changed; returns how many."""
+        rows = session.execute(self._open_rows().where(Mention.id.in_(pow2_padded(list(mention_ids))))).all()
+        if rows:
+            self._rerank(session, rows, now)
+        return len(rows)
 
     def rerank_customer(self, session: Session, customer_id: int, now: datetime) -> int:
         """Recompute the customer's open items now (after a link, unlink or merge changed their history)."""

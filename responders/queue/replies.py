@@ -37,7 +37,8 @@ def check_reply_text(platform: str, text: str) -> str:
     spec = spec_of(platform)
     length = spec.reply_length(text)
     if length > spec.reply_limit:
-        raise Invalid(f"the reply has {length} characters; {spec.display_name} allows {spec.reply_limit}")
+        how = f" ({spec.length_rule})" if spec.length_rule else ""
+        raise Invalid(f"the reply has {length} characters{how}; {spec.display_name} allows {spec.reply_limit}")
     return text
 
 
@@ -49,6 +50,9 @@ def submit_reply(
     mention = session.get(Mention, item.mention_id)
     if mention is None:
         raise NotFound("the mention is gone")
+    if mention.hidden:
+        raise Invalid(f"{spec_of(mention.platform).display_name} hides this from the public (the page moderated "
+                      "it); it is not answered publicly")
     text = check_reply_text(mention.platform, text)
     take(session, item, user, now, timeout_minutes, "answer")
     item.transition(QueueState.ANSWERED, now=now)

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -63,6 +64,8 @@ def mention_page(
         "can_claim": item is not None and (item.state == QueueState.NEW.value or (
             item.state == QueueState.CLAIMED.value and not held_by_me and is_expired(item, now, timeout))),
         "limit": spec_of(detail.mention.platform).reply_limit,
+        "weighted": spec_of(detail.mention.platform).reply_length is not len,
+        "draft_length": spec_of(detail.mention.platform).reply_length((draft or "").strip()),
         "saved": saved,
         "draft": draft or "",
         "error": error,
@@ -251,6 +254,24 @@ def heartbeat(request: Request, mention_id: DbId, user: User = Depends(current_u
         session.rollback()
         return JSONResponse({"held": False, "error": str(exc)}, status_code=status_of(exc))
     return JSONResponse({"held": held})
+
+
+class DraftText(BaseModel):
+    text: str = Field(max_length=100_000)
+
+
+@router.post("/api/mentions/{mention_id}/reply-length")
+def reply_length(request: Request, mention_id: DbId, draft: DraftText, user: User = Depends(current_user),
+                 session: Session = Depends(db)) -> Response:
+    """The composer's counter: the draft's length as the mention's platform counts it (X: weighted),
+    by the function the send check uses (listener.platforms.SPECS)."""
+    detail = mention_detail(session, mention_id)
+    if detail is None:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    spec = spec_of(detail.mention.platform)
+    length = spec.reply_length(draft.text.replace("\r\n", "\n").strip())
+    return JSONResponse({"length": length, "limit": spec.reply_limit, "rule": spec.length_rule,
+                         "over": length > spec.reply_limit})
 
 
 @router.get("/api/mentions/{mention_id}/saved-replies/{saved_id}")

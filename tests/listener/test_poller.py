@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from listener.platforms.base import RateLimited, Transient
+from listener.platforms.base import FetchResult, RateLimited, Transient
 from models.domain import AuthorData, MentionData, QueueState
 from models.orm import Author, Mention, PollCursor, QueueItem
 from tests.support import SOURCE, T0, CountingClassifier, Result, ScriptedAdapter, make_poller, post
@@ -206,3 +206,85 @@ def test_author_updated_at_moves_on_a_rename_not_on_new_follower_counts(sessions
     assert followers[:3] == ("anna", "Anna K", 250) and followers[3] == created[3]
     assert renamed[1:3] == ("Anna Kühn", 260) and renamed[3] > followers[3]
     assert rehandled[0] == "anna_k" and rehandled[3] > renamed[3]
+
+
+# --------------------------------------------------------------------------- edits, hidden posts, early stops
+
+
+def _row(sessions: sessionmaker[Session], external_id: str) -> Mention:
+    with sessions() as session:
+        row = session.scalar(select(Mention).where(Mention.external_id == external_id))
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+def _priority(sessions: sessionmaker[Session]) -> float:
+    with sessions() as session:
+        value = session.scalar(select(QueueItem.priority))
+        assert value is not None
+        return float(value)
+
+
+def test_an_edit_replaces_the_text_of_the_one_mention_and_reranks_it(sessions: sessionmaker[Session],
+                                                                     classifier: CountingClassifier) -> None:
+    edited = replace(post(1, "update: it came today, thanks"), revision="1009", edited_at=T0 + timedelta(minutes=9))
+    adapter = ScriptedAdapter([[post(1)], [edited], [edited]])
+    poller = make_poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1))
+    poller.poll_once(adapter, SOURCE)
+    before = _priority(sessions)
+    result = poller.poll_once(adapter, SOURCE)
+    assert (result.new, result.edited, result.queued) == (0, 1, 0)
+    assert count(sessions, Mention) == 1 and count(sessions, QueueItem) == 1
+    row = _row(sessions, "1001")
+    assert (row.text, row.revision_id, row.sentiment_label) == ("update: it came today, thanks", "1009", "positive")
+    assert row.edited_at == T0 + timedelta(minutes=9)
+    assert _priority(sessions) < before  # no longer a complaint: ranked down at once
+    again = poller.poll_once(adapter, SOURCE)  # the same revision again is a plain duplicate
+    assert (again.edited, again.duplicates) == (0, 1) and len(classifier.calls) == 2
+
+
+def test_an_older_revision_never_overwrites_a_newer_one(sessions: sessionmaker[Session],
+                                                       classifier: CountingClassifier) -> None:
+    first = replace(post(1, "it never arrived (edit 1)"), revision="1005", edited_at=T0 + timedelta(minutes=5))
+    second = replace(post(1, "it never arrived (edit 2)"), revision="1007", edited_at=T0 + timedelta(minutes=7))
+    adapter = ScriptedAdapter([[post(1), second, first], [first]])  # one batch: the newest revision wins
+    poller = make_poller(sessions, classifier)
+    assert poller.poll_once(adapter, SOURCE).new == 1
+    assert poller.poll_once(adapter, SOURCE).edited == 0
+    assert _row(sessions, "1001").text == "it never arrived (edit 2)"
+
+
+def test_hidden_posts_are_stored_as_history_but_never_queued(sessions: sessionmaker[Session],
+                                                            classifier: CountingClassifier) -> None:
+    adapter = ScriptedAdapter([[post(1, "buy cheap followers at spam.example", hidden=True), post(2)]])
+    result = make_poller(sessions, classifier).poll_once(adapter, SOURCE)
+    assert (result.new, result.queued) == (2, 1)
+    assert _row(sessions, "1001").hidden is True and _row(sessions, "1002").hidden is False
+    with sessions() as session:
+        queued = session.scalars(select(Mention.external_id).join(QueueItem, QueueItem.mention_id == Mention.id)).all()
+    assert queued == ["1002"]
+
+
+def test_a_poll_stopped_at_a_limit_keeps_what_it_read_and_says_when_to_go_on(sessions: sessionmaker[Session],
+                                                                            classifier: CountingClassifier) -> None:
+    retry_at = T0 + timedelta(hours=16)
+    limit = RateLimited("the daily read budget is spent", retry_at, scope="read budget per day")
+    adapter = ScriptedAdapter([FetchResult([post(1), post(2)], '{"since":null,"until":"1001","newest":"1002"}',
+                                           interrupted=limit), [post(3)]])
+    poller = make_poller(sessions, classifier)
+    result = poller.poll_once(adapter, SOURCE)
+    assert (result.new, result.queued, result.retry_at) == (2, 2, retry_at)
+    assert result.error is not None and "read budget" in result.error
+    with sessions() as session:
+        row = session.scalar(select(PollCursor).where(PollCursor.source == SOURCE.name))
+        assert row is not None
+        assert row.cursor == '{"since":null,"until":"1001","newest":"1002"}'
+        assert row.state == {"retry_at": retry_at.isoformat()} and row.consecutive_failures == 0
+        assert row.last_error is not None and "read budget" in row.last_error
+    after = poller.poll_once(adapter, SOURCE)  # the next poll goes on from the recorded cursor
+    assert adapter.seen_cursors[-1] == '{"since":null,"until":"1001","newest":"1002"}'
+    assert after.retry_at is None and count(sessions, Mention) == 3
+    with sessions() as session:
+        row = session.scalar(select(PollCursor).where(PollCursor.source == SOURCE.name))
+        assert row is not None and row.last_error is None and row.state == {}

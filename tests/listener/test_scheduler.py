@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from listener.locks import NamedLocks
 from listener.platforms.base import AuthFailed, FetchResult, RateLimited, Source, Transient
+from listener.poller import PollResult
 from listener.scheduler import Daemon, SourceRunner, daily_trigger, job_schedule
 from models.domain import MentionData
 from tests.support import FakeClock
@@ -19,14 +20,15 @@ SOURCE = Source("x:acme:search:0", "x", "Acme", "search", "acme")
 
 
 class ScriptedPoller:
-    def __init__(self, outcomes: list[Exception | None]) -> None:
+    def __init__(self, outcomes: list[Exception | PollResult | None]) -> None:
         self.outcomes, self.calls = outcomes, 0
 
-    def poll_once(self, adapter: object, source: Source) -> None:
+    def poll_once(self, adapter: object, source: Source) -> PollResult | None:
         self.calls += 1
         outcome = self.outcomes.pop(0) if self.outcomes else None
-        if outcome is not None:
+        if isinstance(outcome, Exception):
             raise outcome
+        return outcome
 
 
 class NoAdapter:
@@ -34,6 +36,9 @@ class NoAdapter:
 
     def sources(self) -> list[Source]:
         return [SOURCE]
+
+    def preflight(self) -> None:
+        return None
 
     def fetch(self, source: Source, cursor: str | None) -> FetchResult:
         raise AssertionError("not used")
@@ -56,6 +61,15 @@ def test_success_keeps_the_regular_interval(engine: Engine, clock: FakeClock) ->
 def test_rate_limit_reschedules_at_retry_at(engine: Engine, clock: FakeClock) -> None:
     retry_at = clock() + timedelta(minutes=14, seconds=3)
     assert runner(ScriptedPoller([RateLimited("429", retry_at)]), engine, clock)() == retry_at
+
+
+def test_a_poll_that_stored_pages_then_hit_a_limit_waits_for_that_limit(engine: Engine, clock: FakeClock) -> None:
+    retry_at = clock() + timedelta(hours=20)
+    stopped = PollResult(SOURCE.name, fetched=200, new=200, retry_at=retry_at, error="RateLimited: monthly cap")
+    poll = runner(ScriptedPoller([stopped, None]), engine, clock)
+    assert poll() == retry_at
+    assert poll.failures == 0  # not a failure: the pages read are stored
+    assert poll() is None
 
 
 def test_failures_back_off_exponentially_mark_unhealthy_and_recover(engine: Engine, clock: FakeClock) -> None:

@@ -188,3 +188,34 @@ def test_concurrent_claims_fail_on_the_version_check(sessions: sessionmaker[Sess
 def test_foreign_keys_are_enforced(engine: Engine, sessions: sessionmaker[Session]) -> None:
     with pytest.raises(IntegrityError), sessions.begin() as session:
         session.add(QueueItem(mention_id=999_999, brand="Acme"))
+
+
+@pytest.mark.parametrize("empty_db_url", ["sqlite", "postgresql"], indirect=True)
+def test_0010_adds_revisions_in_place_keeping_rows_and_search_triggers(empty_db_url: str) -> None:
+    """Migration 0010 must not rebuild `mentions` (a rebuild on SQLite drops 0004's search triggers)."""
+    engine = make_engine(empty_db_url)
+    command.upgrade(alembic_config(engine), "0009")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO authors (platform, external_id, is_brand, first_seen_at, updated_at) "
+                             "VALUES ('x', 'a1', false, '2026-12-01 10:00:00+00:00', '2026-12-01 10:00:00+00:00')")
+        conn.exec_driver_sql(
+            "INSERT INTO mentions (platform, external_id, brand, source, text, created_at, fetched_at, author_id, "
+            "is_own) SELECT 'x', '1', 'Acme', 's', 'router broken', '2026-12-01 10:00:00+00:00', "
+            "'2026-12-01 10:00:00+00:00', id, false FROM authors")
+    triggers_before = _mention_triggers(engine)
+    upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql("SELECT text, hidden, revision_id, edited_at FROM mentions").one()
+    assert tuple(row) == ("router broken", False, None, None)
+    assert _mention_triggers(engine) == triggers_before
+    if engine.dialect.name == "sqlite":
+        assert triggers_before == {"mentions_fts_ai", "mentions_fts_ad", "mentions_fts_au"}
+    engine.dispose()
+
+
+def _mention_triggers(engine: Engine) -> set[str]:
+    if engine.dialect.name != "sqlite":
+        return set()
+    with engine.connect() as conn:
+        return {r[0] for r in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'mentions'")}

@@ -153,6 +153,10 @@ def test_agent_answers_the_top_complaint(server: tuple[str, sessionmaker[Session
     textarea.fill("x" * 281)
     expect(page.locator("#counter")).to_have_class("counter over")
     expect(page.locator("#send")).to_be_disabled()
+    # X's count: a link is 23 whatever its length, emoji 2 (twitter-text v3)
+    textarea.fill("See https://status.example.com/" + "a" * 300 + " 👍")
+    expect(page.locator("#counter")).to_have_text(f"{len('See ') + 23 + 1 + 2} / 280")
+    expect(page.locator("#send")).to_be_enabled()
     textarea.fill(full)
     page.click("#send")
 

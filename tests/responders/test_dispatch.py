@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from listener.platforms.base import AuthFailed, RateLimited, TargetGone, Transient
+from listener.platforms.base import AuthFailed, ContentRejected, Duplicate, RateLimited, TargetGone, Transient
 from models.domain import MentionData, ReplyState
 from models.orm import AuditEvent, Author, Mention, Reply
 from responders.dispatch import Dispatcher
@@ -185,3 +185,94 @@ def test_final_failures_are_shown_in_plain_words_and_not_retried(
     assert reply.error is not None and words in reply.error
     clock.advance(hours=5)
     assert worker.dispatch_due() == [] and platform.posted == []
+
+
+# --------------------------------------------------------------------------- what real platforms answer
+
+
+@dataclass
+class LaggingPlatform(RecordingPlatform):
+    """Refuses a second identical post as a duplicate (X 403, Graph 506); its search sees a post only
+    `lag` lookups after it was made (X's search index lags behind)."""
+
+    lag: int = 0
+    times_out_after_post: bool = False
+    lookups: int = 0
+    elsewhere: set[str] = field(default_factory=set)  # texts already posted to other threads
+
+    def post_reply(self, mention: MentionData, text: str) -> str:
+        if text in self.elsewhere or any(t == text for _, t in self.posted):
+            raise Duplicate("X: You are not allowed to create a Tweet with duplicate content.")
+        self.posted.append((mention.external_id, text))
+        if self.times_out_after_post:
+            self.times_out_after_post = False
+            raise Transient("X did not answer in time")
+        return f"r{len(self.posted)}"
+
+    def find_reply(self, mention: MentionData, text: str) -> str | None:
+        self.lookups += 1
+        if self.lookups <= self.lag:
+            return None
+        return super().find_reply(mention, text)
+
+
+def _run_until_settled(worker: Dispatcher, clock: FakeClock, reply_id: int, sessions: sessionmaker[Session]) -> Reply:
+    for _ in range(20):
+        worker.dispatch_due()
+        reply = state_of(sessions, reply_id)
+        if reply.state == ReplyState.SENT.value or not reply.retryable:
+            return reply
+        clock.advance(minutes=5)
+    return state_of(sessions, reply_id)
+
+
+@pytest.mark.parametrize("lag", [0, 2])
+def test_a_reply_that_timed_out_but_posted_is_settled_by_the_duplicate_refusal(
+        sessions: sessionmaker[Session], clock: FakeClock, lag: int) -> None:
+    platform = LaggingPlatform(times_out_after_post=True, lag=lag)
+    reply_id = make_reply(sessions)
+    reply = _run_until_settled(dispatcher(sessions, platform, clock), clock, reply_id, sessions)
+    assert reply.state == ReplyState.SENT.value and reply.platform_reply_id == "r1"
+    assert platform.posted == [("m1", "Sorry! We are on it.")]  # exactly once, whatever the search lag
+
+
+def test_the_same_text_posted_elsewhere_goes_back_to_the_agent_to_reword(sessions: sessionmaker[Session],
+                                                                       clock: FakeClock) -> None:
+    platform = LaggingPlatform(elsewhere={"Sorry! We are on it."})
+    reply_id = make_reply(sessions)
+    reply = _run_until_settled(dispatcher(sessions, platform, clock), clock, reply_id, sessions)
+    assert reply.state == ReplyState.FAILED.value and not reply.retryable
+    assert reply.error is not None and "reword" in reply.error and platform.posted == []
+
+
+def test_a_text_the_platform_refuses_goes_back_to_the_agent(sessions: sessionmaker[Session],
+                                                          platform: RecordingPlatform, clock: FakeClock) -> None:
+    platform.errors = [ContentRejected("X counts this reply as 291 characters; it allows 280.")]
+    reply_id = make_reply(sessions)
+    reply = _run_until_settled(dispatcher(sessions, platform, clock), clock, reply_id, sessions)
+    assert reply.state == ReplyState.FAILED.value and not reply.retryable
+    assert reply.error is not None and "291 characters" in reply.error and "Edit the reply" in reply.error
+
+
+def test_waiting_out_rate_limits_does_not_use_up_the_attempts(sessions: sessionmaker[Session],
+                                                            platform: RecordingPlatform, clock: FakeClock) -> None:
+    worker = dispatcher(sessions, platform, clock)
+    limits = Dispatcher.MAX_ATTEMPTS + 3
+    platform.errors = [RateLimited("24-hour limit", clock() + timedelta(minutes=5 * (n + 1)), scope="24-hour posting "
+                                   "limit") for n in range(limits)]
+    reply_id = make_reply(sessions)
+    reply = _run_until_settled(worker, clock, reply_id, sessions)
+    assert reply.state == ReplyState.SENT.value and reply.attempts == limits + 1
+    assert platform.posted == [("m1", "Sorry! We are on it.")]
+
+
+def test_a_cap_names_its_scope_and_full_retry_date(sessions: sessionmaker[Session], platform: RecordingPlatform,
+                                                  clock: FakeClock) -> None:
+    retry_at = clock() + timedelta(days=11)
+    platform.errors = [RateLimited("usage cap", retry_at, scope="monthly usage cap")]
+    reply_id = make_reply(sessions)
+    dispatcher(sessions, platform, clock).dispatch(reply_id)
+    reply = state_of(sessions, reply_id)
+    assert reply.next_attempt_at == retry_at and reply.retryable
+    assert reply.error is not None and "monthly usage cap" in reply.error
+    assert f"{retry_at:%Y-%m-%d %H:%M}" in reply.error

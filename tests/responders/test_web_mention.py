@@ -15,6 +15,7 @@ from models.orm import AuditEvent, Mention, MentionTag, Note, QueueItem, Reply, 
 from responders.web import create_app
 from tests.responders.factories import (
     T0,
+    csrf_of,
     item_of,
     login,
     make_author,
@@ -140,8 +141,39 @@ def test_reply_over_the_limit_is_refused_and_kept(sessions: sessionmaker[Session
     assert 'data-limit="280"' in html
     too_long = "x" * 281
     response = post(alice, f"/mentions/{ids['current']}/reply", {"text": too_long})
-    assert response.status_code == 422 and "281 characters; X allows 280" in response.text and too_long in response.text
+    assert response.status_code == 422 and too_long in response.text
+    assert "281 characters (X counts every link as 23" in response.text and "X allows 280" in response.text
     assert queued_replies == []
+
+
+def test_the_composer_counts_as_each_platform_counts(sessions: sessionmaker[Session], new_client: Client) -> None:
+    """X weighs text by twitter-text v3 (a link is 23, CJK and emoji 2); Facebook counts characters.
+    The expected counts follow twitter-text's published rules, not the code under test."""
+    ids = _setup(sessions)
+    alice = login(new_client(), "alice")
+    post(alice, f"/mentions/{ids['current']}/claim")
+    html = alice.get(f"/mentions/{ids['current']}").text
+    assert f'data-length-url="/api/mentions/{ids["current"]}/reply-length"' in html
+    token = csrf_of(alice, "/")
+
+    def length(mention_id: int, text: str) -> dict[str, object]:
+        response = alice.post(f"/api/mentions/{mention_id}/reply-length", json={"text": text},
+                              headers={"X-CSRF-Token": token})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    long_link = "Status: https://status.example.com/" + "a" * 300
+    assert length(ids["current"], long_link)["length"] == len("Status: ") + 23  # any URL counts 23
+    assert length(ids["current"], "こんにちは")["length"] == 10  # CJK weighs 2
+    assert length(ids["current"], "Danke 👍")["length"] == 8  # "Danke " 6 + one emoji 2
+    over = length(ids["current"], "ü" * 281)
+    assert over == {"length": 281, "limit": 280, "over": True, "rule": over["rule"]} and over["rule"]
+    assert length(ids["old"], "こんにちは") == {"length": 5, "limit": 8000, "over": False, "rule": ""}  # Facebook
+    refused = alice.post(f"/api/mentions/{ids['current']}/reply-length", json={"text": "x"})
+    assert refused.status_code == 403  # the CSRF token is required as on every POST
+    # a reply with a long link is not refused by X's count, though it has more than 280 characters
+    assert len(long_link) > 280
+    assert post(alice, f"/mentions/{ids['current']}/reply", {"text": long_link}).status_code == 303
 
 
 def test_failed_reply_shows_the_error_and_can_be_retried(sessions: sessionmaker[Session], new_client: Client,

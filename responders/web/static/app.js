@@ -67,18 +67,36 @@
     document.addEventListener("visibilitychange", poll);
   }
 
-  /* the composer: character counter against the platform limit */
+  /* the composer: character counter against the platform limit. Where the platform weighs
+     characters (X: links 23, emoji and CJK 2) the server counts (data-length-url, the same function
+     the send check uses); the local count shows meanwhile. */
   var textarea = document.getElementById("reply-text");
   var counter = document.getElementById("counter");
   var send = document.getElementById("send");
-  function count() {
-    if (!textarea || !counter) return;
-    var limit = parseInt(textarea.getAttribute("data-limit") || "280", 10);
-    var length = Array.from(textarea.value.trim()).length;
+  var lengthTimer = null, lengthAsked = 0;
+  function show(length, limit) {
     counter.textContent = length + " / " + limit;
     counter.classList.toggle("over", length > limit);
     counter.classList.toggle("near", length <= limit && length > limit * 0.9);
     if (send) send.disabled = length === 0 || length > limit;
+  }
+  function count() {
+    if (!textarea || !counter) return;
+    var limit = parseInt(textarea.getAttribute("data-limit") || "280", 10);
+    var text = textarea.value.trim();
+    var url = textarea.getAttribute("data-length-url");
+    if (!url || !text) { show(Array.from(text).length, limit); return; }
+    clearTimeout(lengthTimer);
+    lengthTimer = setTimeout(function () {
+      var asked = ++lengthAsked;
+      fetch(url, {
+        method: "POST", credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf, "Accept": "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ text: textarea.value })
+      }).then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) { if (data && asked === lengthAsked) show(data.length, data.limit); })
+        .catch(function () { show(Array.from(text).length, limit); });
+    }, 200);
   }
   if (textarea) {
     textarea.addEventListener("input", count);
