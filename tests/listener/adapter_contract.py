@@ -144,6 +144,34 @@ class AdapterContract:
             adapter.fetch(source, cursor)
         assert [m.external_id for m in adapter.fetch(source, cursor).mentions] == ids
 
+    @pytest.mark.parametrize("after", [0, 1, 2])
+    def test_a_rate_limit_anywhere_in_a_poll_loses_and_repeats_nothing(
+            self, adapter: PlatformAdapter, source: Source, add_post: AddPost, inject_fault: InjectFault,
+            keyword: str, now: Callable[[], datetime], after: int) -> None:
+        """A 429 on the poll's (after+1)-th request: the adapter either raises RateLimited (nothing read,
+        the old cursor stays) or returns the pages it read with `interrupted` and a cursor for the
+        rest. Either way the next poll brings exactly the posts not returned yet."""
+        cursor = self._baseline(adapter, source)
+        ids = [add_post(f"{keyword} number {i}") for i in range(250)]
+        inject_fault("rate_limit_burst:1", after=after)
+        try:
+            first = adapter.fetch(source, cursor)
+        except RateLimited as exc:
+            assert exc.retry_at > now()
+            first = FetchResult([], cursor)
+        else:
+            assert first.interrupted is not None and first.interrupted.retry_at > now()
+            assert first.mentions, "an interrupted fetch returns the pages it read"
+            assert_domain_types(first)
+        rest = adapter.fetch(source, first.next_cursor)
+        assert rest.interrupted is None
+        got = [m.external_id for m in first.mentions] + [m.external_id for m in rest.mentions]
+        assert sorted(got) == sorted(ids)  # every post once: none lost, none twice
+        assert adapter.fetch(source, rest.next_cursor).mentions == []
+
+    def test_preflight_accepts_good_credentials(self, adapter: PlatformAdapter) -> None:
+        adapter.preflight()
+
     @pytest.mark.parametrize("name", sorted(HOSTILE_TEXTS))
     def test_hostile_text_comes_back_intact_or_cleaned(self, adapter: PlatformAdapter, source: Source,
                                                        add_post: AddPost, keyword: str, name: str) -> None:

@@ -176,6 +176,19 @@ def test_the_composer_counts_as_each_platform_counts(sessions: sessionmaker[Sess
     assert post(alice, f"/mentions/{ids['current']}/reply", {"text": long_link}).status_code == 303
 
 
+def test_the_page_says_when_a_mention_was_edited_or_is_hidden(sessions: sessionmaker[Session],
+                                                              new_client: Client) -> None:
+    ids = _setup(sessions)
+    alice = login(new_client(), "alice")
+    assert "Edited by the author" not in alice.get(f"/mentions/{ids['current']}").text
+    with sessions.begin() as s:
+        mention = s.get(Mention, ids["current"])
+        assert mention is not None
+        mention.edited_at, mention.revision_id, mention.hidden = T0, "9999", True
+    html = alice.get(f"/mentions/{ids['current']}").text
+    assert "Edited by the author at" in html and "hides this from the public" in html
+
+
 def test_failed_reply_shows_the_error_and_can_be_retried(sessions: sessionmaker[Session], new_client: Client,
                                                         queued_replies: list[int]) -> None:
     ids = _setup(sessions)
