@@ -14,6 +14,14 @@ Page access tokens (`page_token()`), Graph error bodies (190 bad or expired toke
 permission, 100 object gone, 4 / 17 / 32 / 613 rate limits, 2500 unknown path), hourly call budgets
 per app and per page on an injectable clock with `X-App-Usage` and `X-Business-Use-Case-Usage` on
 every answer, and the fault injection of `sandbox.httpserver`. Data lives in `sandbox.graph_store`.
+
+What the real Graph API does that a happy path never shows, each off until a test turns it on:
+`user_token()` (a user access token: /me answers the user, a post's /comments answer `data: []`
+without an error, as the Object Comments reference says of user tokens), `vanish_after_listing()`
+(a listed post is deleted before its comments are read: 100/33), `refuse_comments()` (341 or 368 on
+the next replies), `reject_duplicates` (506 for the page's same message twice in a row on one object),
+`hide_tagged_authors()` (posts by people that tag the page come without `from`, as the Page Tagged
+reference says) and `hide_comment()` (`is_hidden` true; the page still reads the comment).
 """
 
 from __future__ import annotations
@@ -22,17 +30,18 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from sandbox.feed import BRAND_NAME, Customer
-from sandbox.graph_store import PAGE_ID, CommentRecord, GraphStore, PostRecord, Profile
+from sandbox.graph_store import PAGE_ID, CommentRecord, GraphStore, PageToken, PostRecord, Profile
 from sandbox.graph_wire import (
+    ACTION_MESSAGES,
+    RATE_MESSAGES,
     FieldSpec,
     GraphError,
     check_fields,
-    decode_cursor,
+    duplicate,
     encode_cursor,
     error_body,
     gone,
@@ -42,6 +51,8 @@ from sandbox.graph_wire import (
     minutes_until,
     parse_fields,
     parse_time,
+    permissions_error,
+    slice_page,
     trace_id,
     truthy,
 )
@@ -50,12 +61,6 @@ from sandbox.httpserver import EmulatorServer, Request, Response
 MAX_MESSAGE = 8000
 WINDOW_S = 3600
 DEFAULT_LIMITS = {"app": 200_000, "page": 4_800}  # calls per hour
-PERMISSIONS = ("pages_show_list", "pages_read_engagement", "pages_read_user_content", "pages_manage_engagement",
-               "pages_manage_metadata")
-RATE_MESSAGES = {4: "(#4) Application request limit reached", 17: "(#17) User request limit reached",
-                 32: "(#32) Page request limit reached",
-                 613: "(#613) Calls to this api have exceeded the rate limit.",
-                 80001: "(#80001) There have been too many calls to this Page account. Wait a bit and try again."}
 PAGE_FIELDS = ("id", "name", "link", "category", "fan_count")
 POST_FIELDS = ("id", "message", "created_time", "updated_time", "from", "permalink_url", "comments", "is_hidden",
                "status_type")
@@ -65,15 +70,6 @@ _DEFAULTS = {"Page": "name,id", "Post": "created_time,message,id", "Comment": "c
 _PAGE_EDGES = {"feed": ("page", "visitor", "tagged"), "posts": ("page",), "tagged": ("tagged",),
                "visitor_posts": ("visitor",)}
 Node = PostRecord | CommentRecord | Profile
-
-
-@dataclass
-class PageToken:
-    """A page access token: its page, granted permissions and whether it has expired."""
-
-    page_id: str
-    permissions: set[str] = field(default_factory=lambda: set(PERMISSIONS))
-    expired: bool = False
 
 
 class GraphApiEmulator(EmulatorServer):
@@ -95,6 +91,11 @@ class GraphApiEmulator(EmulatorServer):
         self._window_start: float | None = None
         self._calls: dict[str, int] = {}  # "app" and page ids -> calls in the current window
         self._throttle: tuple[int, float, str | None] | None = None  # (code, until, page id or None)
+        self.reject_duplicates = False  # 506 for the page's same message twice in a row on one object
+        self.tagged_authors_hidden_on: frozenset[str] = frozenset()  # edges whose tagged posts lack `from`
+        self._vanishing: set[str] = set()  # posts whose next /comments read deletes them (100/33)
+        self._refusals: list[tuple[int, int | None]] = []  # (code, regain minutes) for the next replies
+        self._last_written: dict[tuple[str, str], str] = {}  # (page id, object id) -> its last message there
         self.add_page(page_id, page_name)
         self.store.seed_page_posts(page_posts)
         self.route("GET", r"/v\d+\.\d+/(?P<rest>.*)", self._get)
@@ -114,7 +115,40 @@ class GraphApiEmulator(EmulatorServer):
 
     def page_tokens(self) -> dict[str, str]:
         """page id -> token, as `platforms.facebook.page_tokens` wants it."""
-        return {info.page_id: token for token, info in self.tokens.items()}
+        return {info.page_id: token for token, info in self.tokens.items() if info.user is None}
+
+    def user_token(self, page_id: str | None = None, name: str = "Pat Admin") -> str:
+        """A user access token of `name`, who manages the page: /me answers the user, a post's /comments
+        answer an empty list (no error) and replies are refused (200), as Graph treats user tokens."""
+        profile = self.store.person(name)
+        token = f"sandbox-user-token-{profile.id}"
+        self.tokens[token] = PageToken(page_id or self.page_id, user=profile)
+        return token
+
+    def vanish_after_listing(self, post_id: str) -> None:
+        """Let `post_id` be listed as usual, but delete it when its /comments are read next: that read
+        answers 100/33, as for a post deleted or hidden between a poll's listing and its comment reads."""
+        with self._lock:
+            self._vanishing.add(post_id)
+
+    def refuse_comments(self, code: int, times: int = 1, regain_minutes: int | None = None) -> None:
+        """Answer the next `times` replies (POST /{id}/comments) with 341 (action limit) or 368 (temporarily
+        blocked for policy violations); with `regain_minutes`, the usage headers estimate the way back."""
+        if code not in ACTION_MESSAGES:
+            raise ValueError(f"not a write refusal: {code}; known: {sorted(ACTION_MESSAGES)}")
+        with self._lock:
+            self._refusals.extend([(code, regain_minutes)] * times)
+
+    def hide_tagged_authors(self, edges: tuple[str, ...] = ("tagged",)) -> None:
+        """Posts by people that tag the page come without `from` on `edges` (the Page Tagged reference:
+        "For user posts, the from field will only be returned if the user making the request is the
+        same user who created the post"). `()` turns it off."""
+        self.tagged_authors_hidden_on = frozenset(edges)
+
+    def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
+        """Hide a comment as the page would (`is_hidden` true); the page's token still reads it."""
+        if not self.store.set_hidden(comment_id, hidden):
+            raise KeyError(f"no comment {comment_id!r}")
 
     def revoke(self, permission: str, page_id: str | None = None) -> None:
         """Take `permission` away from the page's token."""
@@ -288,6 +322,14 @@ class GraphApiEmulator(EmulatorServer):
             self._require(info, 10, "pages_read_engagement")
             if parts[1] == "comments" and not isinstance(node, Profile):
                 self._require(info, 10, "pages_read_user_content")
+                with self._lock:
+                    vanishing = node.id in self._vanishing
+                    self._vanishing.discard(node.id)
+                if vanishing:
+                    self.store.delete(node.id)
+                    raise gone(node.id)
+                if info.user is not None and isinstance(node, PostRecord):
+                    return Response.json({"data": []})  # user tokens read posts' comments as empty
             return Response.json(self._edge(request, node, parts[1], params, top_level=True))
         except GraphError as exc:
             return error_body(exc, self._next_trace())
@@ -300,6 +342,8 @@ class GraphApiEmulator(EmulatorServer):
             params = self._form(request)
             if len(parts) == 2 and parts[1] == "comments":
                 self._require(info, 200, "pages_manage_engagement")
+                if info.user is not None:
+                    raise permissions_error()
                 node = self.store.node(parts[0])
                 if not isinstance(node, PostRecord | CommentRecord):
                     raise gone(parts[0], "post")
@@ -308,14 +352,12 @@ class GraphApiEmulator(EmulatorServer):
                     raise invalid("Missing message or attachment")
                 if len(message) > MAX_MESSAGE:
                     raise invalid(f"Param message must be at most {MAX_MESSAGE} characters long")
-                comment = self.store.add_comment(node.id, self.store.pages[info.page_id], message)
-                return Response.json({"id": comment.id})
+                return Response.json({"id": self._write_comment(info, node, message)})
             if len(parts) == 1 and "is_hidden" in params:
                 self._require(info, 200, "pages_manage_engagement")
-                node = self.store.node(parts[0])
-                if not isinstance(node, CommentRecord):
+                if not isinstance(self.store.node(parts[0]), CommentRecord):
                     raise gone(parts[0], "post")
-                node.hidden = truthy(params["is_hidden"])
+                self.store.set_hidden(parts[0], truthy(params["is_hidden"]))
                 return Response.json({"success": True})
             if len(parts) == 1:
                 raise gone(parts[0], "post")
@@ -323,8 +365,25 @@ class GraphApiEmulator(EmulatorServer):
         except GraphError as exc:
             return error_body(exc, self._next_trace())
 
+    def _write_comment(self, info: PageToken, node: PostRecord | CommentRecord, message: str) -> str:
+        """The page's comment on `node` (refusals and the duplicate rule first); returns its id."""
+        with self._lock:
+            refusal = self._refusals.pop(0) if self._refusals else None
+            key = (info.page_id, node.id)
+            if refusal is None and self.reject_duplicates and self._last_written.get(key) == message.strip():
+                raise duplicate()
+            if refusal is None:
+                self._last_written[key] = message.strip()
+        if refusal is not None:
+            code, regain = refusal
+            raise GraphError(400, ACTION_MESSAGES[code], code,
+                             headers=self._usage_headers(info.page_id, regain) if regain is not None else None)
+        return self.store.add_comment(node.id, self.store.pages[info.page_id], message).id
+
     def _node(self, object_id: str, info: PageToken) -> Node:
-        node = self.store.pages[info.page_id] if object_id == "me" else self.store.node(object_id)
+        if object_id == "me":
+            return info.user if info.user is not None else self.store.pages[info.page_id]
+        node = self.store.node(object_id)
         if node is None:
             raise gone(object_id)
         return node
@@ -405,8 +464,12 @@ class GraphApiEmulator(EmulatorServer):
         item_specs = specs if specs is not None else parse_fields(params.get("fields") or _DEFAULTS[item_type])
         check_fields(item_specs, COMMENT_FIELDS if edge == "comments" else POST_FIELDS, item_type)
         limit = limit_param(params.get("limit"))
-        page, has_prev, has_next = _slice(items, limit, params.get("after"), params.get("before"), descending)
+        page, has_prev, has_next = slice_page(items, limit, params.get("after"), params.get("before"), descending)
         body: dict[str, Any] = {"data": [self._render(request, item, item_specs) for item in page]}
+        if edge in self.tagged_authors_hidden_on:
+            for item, rendered in zip(page, body["data"], strict=True):
+                if isinstance(item, PostRecord) and item.kind == "tagged":
+                    rendered.pop("from", None)
         if page:
             cursors = {"before": encode_cursor(*page[0].key), "after": encode_cursor(*page[-1].key)}
             paging: dict[str, Any] = {"cursors": cursors}
@@ -425,21 +488,3 @@ class GraphApiEmulator(EmulatorServer):
             body["summary"] = {"order": order, "total_count": total, "can_comment": True}
         return body
 
-
-def _slice(items: list[Any], limit: int, after: str | None, before: str | None,
-           descending: bool) -> tuple[list[Any], bool, bool]:
-    """The page of `items` (ordered) after or before a cursor: (page, more before it, more after it)."""
-    if after:
-        key = decode_cursor("after", after)
-        start = next((i for i, item in enumerate(items) if (item.key < key if descending else item.key > key)),
-                     len(items))
-    elif before:
-        key = decode_cursor("before", before)
-        end = next((i for i, item in enumerate(items) if not (item.key > key if descending else item.key < key)),
-                   len(items))
-        start = max(0, end - limit)
-        return items[start:end], start > 0, end < len(items)
-    else:
-        start = 0
-    end = start + limit
-    return items[start:end], start > 0, end < len(items)

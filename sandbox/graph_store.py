@@ -1,4 +1,4 @@
-"""The Graph emulator's data: pages, people, posts, comments and replies, and generated activity.
+"""The Graph emulator's data: pages, people, access tokens, posts, comments and replies, generated activity.
 
 Stdlib only. Object numbers come from one growing counter, so ids grow with creation (as Graph ids
 roughly do). Post ids are `{page-or-author-id}_{post-number}`, comment ids `{post-number}_{number}`.
@@ -38,6 +38,8 @@ _PAGE_POSTS = {
            "Was wünscht ihr euch für unseren nächsten Tarif?"],
 }
 _HANDLE_RE = re.compile(r"^(@\w+\s+)+")
+PERMISSIONS = ("pages_show_list", "pages_read_engagement", "pages_read_user_content", "pages_manage_engagement",
+               "pages_manage_metadata")
 
 
 @dataclass(slots=True)
@@ -47,6 +49,17 @@ class Profile:
     id: str
     name: str
     is_page: bool = False
+
+
+@dataclass
+class PageToken:
+    """An access token: its page, granted permissions, whether it has expired, and for a user access
+    token (of someone who manages the page) the user it belongs to."""
+
+    page_id: str
+    permissions: set[str] = field(default_factory=lambda: set(PERMISSIONS))
+    expired: bool = False
+    user: Profile | None = None
 
 
 @dataclass(slots=True)
@@ -204,6 +217,15 @@ class GraphStore:
             if found is None:
                 return False
             found.deleted = True
+            return True
+
+    def set_hidden(self, comment_id: str, hidden: bool = True) -> bool:
+        """Hide (or show again) a comment, as the page does; False when there is no such comment."""
+        with self.lock:
+            found = self.comments.get(comment_id)
+            if found is None or found.deleted:
+                return False
+            found.hidden = hidden
             return True
 
     # -- reads ----------------------------------------------------------------------------------

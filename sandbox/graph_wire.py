@@ -1,7 +1,15 @@
-"""The Graph API wire format for the emulator: field expansion, times, cursors and error bodies.
+"""The Graph API wire format for the emulator: field expansion, times, cursors, paging and error bodies.
 
 Stdlib only; used by `sandbox.graph_api`. Field expansion follows the Graph syntax far enough for
 the adapters: `id,message,from{id,name},comments.filter(stream).summary(true).limit(0){id}`.
+
+Error messages as Graph words them (Meta's "Handling Errors" guide and reference pages, and answers
+quoted in public SDK issues): 100/33 "Unsupported get request. Object with ID '...' does not exist,
+cannot be loaded due to missing permissions, or does not support this operation. Please read the
+Graph API documentation at https://developers.facebook.com/docs/graph-api" (GraphMethodException,
+HTTP 400); "(#341) Feed action request limit reached"; "(#368) The action attempted has been deemed
+abusive or is otherwise disallowed" (the User reference's error table); "(#506) Duplicate status
+message".
 """
 
 from __future__ import annotations
@@ -19,6 +27,13 @@ from sandbox.httpserver import Response
 GRAPH_TIME = "%Y-%m-%dT%H:%M:%S+0000"
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 25
+RATE_MESSAGES = {4: "(#4) Application request limit reached", 17: "(#17) User request limit reached",
+                 32: "(#32) Page request limit reached",
+                 613: "(#613) Calls to this api have exceeded the rate limit.",
+                 80001: "(#80001) There have been too many calls to this Page account. Wait a bit and try again."}
+# refusals of a write (POST): 341 "Application limit reached", 368 "Temporarily blocked for policies violations"
+ACTION_MESSAGES = {341: "(#341) Feed action request limit reached",
+                   368: "(#368) The action attempted has been deemed abusive or is otherwise disallowed"}
 
 
 class GraphError(Exception):
@@ -59,6 +74,16 @@ def gone(object_id: str, verb: str = "get") -> GraphError:
 def invalid(message: str) -> GraphError:
     """Code 100: an invalid parameter."""
     return GraphError(400, f"(#100) {message}", 100)
+
+
+def duplicate() -> GraphError:
+    """Code 506: the same message as the page's previous comment on that object ("Duplicate Post")."""
+    return GraphError(400, "(#506) Duplicate status message", 506)
+
+
+def permissions_error() -> GraphError:
+    """Code 200, as Graph words it without details: what a user access token gets when it writes as a page."""
+    return GraphError(403, "(#200) Permissions error", 200)
 
 
 # -- times ----------------------------------------------------------------------------------------
@@ -106,6 +131,25 @@ def decode_cursor(param: str, cursor: str) -> tuple[float, int]:
         return float(created), int(seq)
     except (ValueError, TypeError):
         raise invalid(f"The {param} cursor is invalid") from None
+
+
+def slice_page(items: list[Any], limit: int, after: str | None, before: str | None,
+               descending: bool) -> tuple[list[Any], bool, bool]:
+    """The page of `items` (ordered by `.key`) after or before a cursor: (page, more before it, more after it)."""
+    if after:
+        key = decode_cursor("after", after)
+        start = next((i for i, item in enumerate(items) if (item.key < key if descending else item.key > key)),
+                     len(items))
+    elif before:
+        key = decode_cursor("before", before)
+        end = next((i for i, item in enumerate(items) if not (item.key > key if descending else item.key < key)),
+                   len(items))
+        start = max(0, end - limit)
+        return items[start:end], start > 0, end < len(items)
+    else:
+        start = 0
+    end = start + limit
+    return items[start:end], start > 0, end < len(items)
 
 
 # -- fields ---------------------------------------------------------------------------------------

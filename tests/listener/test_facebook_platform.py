@@ -15,7 +15,7 @@ from adapter_contract import AdapterContract, assert_adapter_error, assert_domai
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from listener.platforms.base import AuthFailed, PlatformError, RateLimited, Source, TargetGone, Transient
+from listener.platforms.base import AuthFailed, ContentRejected, RateLimited, Source, TargetGone, Transient
 from listener.platforms.facebook import FacebookPage, FacebookPlatform, from_config
 from listener.platforms.http import RewritingAdapter
 from models.config_loader import parse_config
@@ -284,9 +284,9 @@ def test_rate_limit_codes_with_regain_estimate(emulator: GraphApiEmulator, clock
 
 
 def test_rate_limit_windows_and_the_fallback(clock: Any) -> None:
-    with GraphApiEmulator(clock=clock.timestamp, page_posts=0, limits={"page": 2}) as emulator:
+    with GraphApiEmulator(clock=clock.timestamp, page_posts=0, limits={"page": 3}) as emulator:
         adapter = make_adapter(emulator, clock)
-        adapter.fetch(adapter.sources()[0], None)  # feed + tagged
+        adapter.fetch(adapter.sources()[0], None)  # the token check (/me) + feed + tagged
         with pytest.raises(RateLimited) as info:
             adapter.fetch(adapter.sources()[0], None)
         assert info.value.retry_at == clock() + timedelta(minutes=60)
@@ -359,9 +359,8 @@ def test_reply_limits(emulator: GraphApiEmulator, clock: Any) -> None:
     adapter = make_adapter(emulator, clock)
     emulator.add_post(CUSTOMER, "hi")
     (mention,) = adapter.fetch(adapter.sources()[0], None).mentions
-    with pytest.raises(PlatformError, match="8000") as info:
+    with pytest.raises(ContentRejected, match="8000"):
         adapter.post_reply(mention, "x" * 8001)
-    assert not isinstance(info.value, Transient)
     assert adapter.post_reply(mention, "x" * 8000)
     with pytest.raises(ValueError, match="no configured Facebook page"):
         adapter.post_reply(replace(mention, source="facebook:acme:page:999", raw={}), "hi")
@@ -408,6 +407,9 @@ web:
     assert ids(adapter.fetch(first, None)) == [post]
     with pytest.raises(AuthFailed, match="555"):
         adapter.fetch(second, None)
+    with pytest.raises(AuthFailed, match=r'page_tokens\["555"\]') as info:  # the other page passes
+        adapter.preflight()
+    assert emulator.page_id not in str(info.value).replace('page_tokens["555"]', "")
 
 
 # -- through the poller into both databases ---------------------------------------------------------

@@ -397,3 +397,89 @@ def test_live_mode_keeps_adding() -> None:
 def test_add_comment_needs_a_target(emu: GraphApiEmulator) -> None:
     with pytest.raises(KeyError):
         emu.add_comment("1_2", "A B", "nowhere")
+
+
+# -- real-API behaviours, off by default --------------------------------------------------------------
+
+def test_user_tokens_read_comments_as_empty_and_cannot_reply(api: Api, emu: GraphApiEmulator) -> None:
+    token = emu.user_token(name="Pat Admin")
+    post = emu.add_post("Jana Becker", "hello")
+    emu.add_comment(post, "A B", "hi")
+    me = api.get("/me", token=token, fields="id,name").json()
+    assert me["name"] == "Pat Admin" and me["id"] != emu.page_id and me["id"].isdigit()
+    assert api.get(f"/{post}/comments", token=token).json() == {"data": []}
+    assert len(api.get(f"/{post}/comments").json()["data"]) == 1  # the page token sees it
+    refused = error_of(api.post(f"/{post}/comments", message="hi", access_token=token))
+    assert (refused["code"], refused["message"]) == (200, "(#200) Permissions error")
+    assert token not in emu.page_tokens().values()
+
+
+def test_a_post_vanishes_when_its_comments_are_read(api: Api, emu: GraphApiEmulator) -> None:
+    post = emu.add_post("Jana Becker", "soon gone")
+    emu.vanish_after_listing(post)
+    assert [p["id"] for p in api.get(f"/{emu.page_id}/feed").json()["data"]] == [post]
+    response = api.get(f"/{post}/comments")
+    error = error_of(response)
+    assert (response.status_code, error["code"], error["error_subcode"], error["type"]) == \
+        (400, 100, 33, "GraphMethodException")
+    assert error["message"].startswith(f"Unsupported get request. Object with ID '{post}' does not exist")
+    assert api.get(f"/{emu.page_id}/feed").json()["data"] == []
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    (341, "(#341) Feed action request limit reached"),
+    (368, "(#368) The action attempted has been deemed abusive or is otherwise disallowed"),
+])
+def test_refused_replies(api: Api, emu: GraphApiEmulator, code: int, message: str) -> None:
+    post = emu.add_post("Jana Becker", "help")
+    emu.refuse_comments(code, times=2, regain_minutes=30)
+    for _ in range(2):
+        response = api.post(f"/{post}/comments", message="on it")
+        assert (error_of(response)["code"], error_of(response)["message"]) == (code, message)
+        usage = json.loads(response.headers["X-Business-Use-Case-Usage"])[emu.page_id][0]
+        assert usage["estimated_time_to_regain_access"] == 30
+    assert "id" in api.post(f"/{post}/comments", message="on it").json()
+    with pytest.raises(ValueError):
+        emu.refuse_comments(32)
+
+
+def test_duplicate_replies_when_asked(api: Api, emu: GraphApiEmulator) -> None:
+    post = emu.add_post("Jana Becker", "help")
+    comment = emu.add_comment(post, "A B", "me too")
+    assert "id" in api.post(f"/{post}/comments", message="same").json()
+    assert "id" in api.post(f"/{post}/comments", message="same").json()  # off by default
+    emu.reject_duplicates = True
+    error = error_of(api.post(f"/{post}/comments", message="same"))
+    assert (error["code"], error["message"], error["type"]) == (506, "(#506) Duplicate status message",
+                                                                 "OAuthException")
+    assert "id" in api.post(f"/{comment}/comments", message="same").json()  # another object
+    assert "id" in api.post(f"/{post}/comments", message="different").json()
+    assert "id" in api.post(f"/{post}/comments", message="same").json()  # not consecutive any more
+
+
+def test_tagged_posts_without_from(api: Api, emu: GraphApiEmulator) -> None:
+    tagged = emu.add_post("Tom Tagger", "tags Acme", kind="tagged")
+    visitor = emu.add_post("Jana Becker", "visitor")
+    fields = "id,from{id,name}"
+    emu.hide_tagged_authors()
+    (item,) = api.get(f"/{emu.page_id}/tagged", fields=fields).json()["data"]
+    assert item == {"id": tagged}
+    feed = {p["id"]: p for p in api.get(f"/{emu.page_id}/feed", fields=fields).json()["data"]}
+    assert feed[tagged]["from"]["name"] == "Tom Tagger" and feed[visitor]["from"]["name"] == "Jana Becker"
+    emu.hide_tagged_authors(("tagged", "feed"))
+    feed = {p["id"]: p for p in api.get(f"/{emu.page_id}/feed", fields=fields).json()["data"]}
+    assert "from" not in feed[tagged] and "from" in feed[visitor]
+    emu.hide_tagged_authors(())
+    assert "from" in api.get(f"/{emu.page_id}/tagged", fields=fields).json()["data"][0]
+
+
+def test_hide_comment_helper(api: Api, emu: GraphApiEmulator) -> None:
+    post = emu.add_post("Jana Becker", "spam below")
+    comment = emu.add_comment(post, "Spam Bot", "buy followers")
+    emu.hide_comment(comment)
+    (item,) = api.get(f"/{post}/comments", fields="id,is_hidden").json()["data"]
+    assert item == {"id": comment, "is_hidden": True}
+    emu.hide_comment(comment, hidden=False)
+    assert api.get(f"/{comment}", fields="is_hidden").json() == {"is_hidden": False}
+    with pytest.raises(KeyError):
+        emu.hide_comment("1_2")

@@ -5,10 +5,17 @@ page's access token. facebook-sdk takes its host from `facebook.FACEBOOK_GRAPH_U
 timeout: a `RewritingAdapter` mounted on the injected `requests.Session` adds a timeout and, with
 `base_url` set (the sandbox emulator, a recording proxy), sends the requests there. A response hook
 on the same session remembers the last answer's status and usage headers, which facebook-sdk drops
-(`RateLimited.retry_at` comes from `estimated_time_to_regain_access`).
+(`RateLimited.retry_at` comes from `estimated_time_to_regain_access`; facebook/errors.py holds the
+table from Graph error code to exception).
 
-Cursor design (one cursor per page source; its dataclasses and stored text are in facebook/cursor.py):
-per post of the look-back window, its updated_time, comment count, a watermark and the ids read at it.
+Token check (`preflight`, and once per page before its first fetch, reply or lookup): GET
+/me?fields=id,name with the page's token must answer the page itself. A user access token answers
+its user (and reads every post's /comments as an empty list, without an error), another page's
+token another page: both are AuthFailed, saying how to get the page token.
+
+Cursor design (one cursor per page source; its dataclasses and stored text are in facebook/cursor.py,
+the walk in facebook/reading.py): per post of the look-back window, its updated_time, comment count,
+a watermark and the ids read at it.
 
 Comments arrive on old posts at any time, so a single "newest id" cannot be the cursor. Every poll
 lists the posts of the look-back window (`/feed` and `/tagged` with `since` = now - lookback_days;
@@ -23,9 +30,20 @@ post are found, nothing is read twice and equal timestamps cause neither misses 
 A post whose new comments run past MAX_PAGES pages keeps a `Gap` (the seconds and ids bounding what
 is still unread); the next polls read on downwards with
 `until` until it closes, as the X adapter drains a backlog. Posts that fell out of the look-back
-(or were deleted) leave the cursor. Any failure raises; the caller keeps the old cursor, so nothing
-is half-read. An unreadable cursor means a fresh start (the store deduplicates on (platform,
-external id)).
+(or were deleted) leave the cursor. An unreadable cursor means a fresh start (the store deduplicates
+on (platform, external id)).
+
+When Graph refuses part of a poll: a post deleted or hidden between listing and reading its comments
+(code 100, subcode 33) is skipped, logged and dropped from the cursor, and the poll goes on; a rate
+limit keeps what was read (`FetchResult.interrupted`, a `Gap` for a post read part way, old marks for
+the posts not reached, new posts not reached left out so they come again); a rate limit before
+anything was read (while listing the posts, or at the first comment read) raises RateLimited. Any
+other failure raises; the caller keeps the old cursor, so nothing is half-read.
+
+Comments the page hid (`is_hidden`) come as `MentionData.hidden`. Posts by people that tag the page
+come from /tagged without `from` (Graph withholds it; the /feed copy is used when it names the
+author): they are kept under one labelled author, "Facebook user (hidden by Facebook)"
+(facebook/mapping.py), so such a post cannot be linked to its author; its comments keep theirs.
 
 No SDK type leaves this module: fetch returns `MentionData`, errors are the `PlatformError` family of
 `listener.platforms.base`. Messages name the page and the config key to fix, never a token.
@@ -33,29 +51,30 @@ No SDK type leaves this module: fetch returns `MentionData`, errors are the `Pla
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import facebook
 import requests
 
 from listener.platforms import SPECS
-from listener.platforms.base import AuthFailed, FetchResult, PlatformError, RateLimited, Source, TargetGone, Transient
-from listener.platforms.facebook.cursor import FacebookCursor, Gap, PostMark
+from listener.platforms.base import AuthFailed, ContentRejected, FetchResult, PlatformError, Source, Transient
+from listener.platforms.facebook import errors
+from listener.platforms.facebook.cursor import FacebookCursor
+from listener.platforms.facebook.mapping import NAME, Mapper, epoch, norm, tail
+from listener.platforms.facebook.reading import PollRead, pages
 from listener.platforms.http import DEFAULT_TIMEOUT, mount_rewriter
 from models.config import Config
-from models.domain import AuthorData, MentionData, clean_json, clean_text
+from models.domain import MentionData
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-NAME = "facebook"  # its key in listener.platforms.SPECS
 # facebook-sdk 3.1 validates `version` against 2.8-3.1 and a one-digit-major pattern, but builds every
 # request path from the `version` attribute: construct with a version it accepts, then set the real one.
 SDK_ACCEPTED_VERSION = "3.1"
@@ -69,32 +88,6 @@ class FacebookPage:
     brand: str
     page_id: str
     token: str = field(default="", repr=False)
-
-
-def _norm(text: Any) -> str:
-    return clean_text(text)[0].strip() if isinstance(text, str) else ""
-
-
-def _tail(object_id: str) -> int:
-    tail = object_id.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
-
-
-def _moment(value: Any, what: str) -> datetime:
-    """A Graph time (2026-11-20T08:00:00+0000) as an aware UTC datetime; Transient when unreadable."""
-    if isinstance(value, str):
-        try:
-            return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
-        except ValueError:
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-            except ValueError:
-                pass
-    raise Transient(f"Facebook answered with an unreadable time in {what}: {value!r}")
-
-
-def _epoch(value: Any, what: str) -> int:
-    return int(_moment(value, what).timestamp())
 
 
 def normalize_version(value: str) -> str:
@@ -113,15 +106,8 @@ class FacebookPlatform:
     PAGE_SIZE = 100  # Graph's largest `limit`
     MAX_PAGES = 200  # per listing; a post's larger comment backlog is drained over the next polls
     LOOKBACK_DAYS = 14
-    RATE_LIMIT_FALLBACK = timedelta(minutes=15)
-    RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80001, 80015)})
-    TRANSIENT_CODES = frozenset({1, 2})
-    TOKEN_CODES = frozenset({102, 190})
-    PERMISSIONS = ("pages_read_engagement", "pages_read_user_content", "pages_manage_engagement")
-    POST_FIELDS = ("id,message,created_time,updated_time,from{id,name},permalink_url,"
-                   "comments.filter(stream).summary(true).limit(0)")
-    COMMENT_FIELDS = "id,message,created_time,from{id,name},parent{id},permalink_url,is_hidden"
-    USAGE_HEADERS = ("X-Business-Use-Case-Usage", "X-App-Usage")
+    RATE_LIMIT_FALLBACK = errors.RATE_LIMIT_FALLBACK
+    PERMISSIONS = errors.PERMISSIONS
 
     def __init__(self, pages: list[FacebookPage], *, base_url: str | None = None, api_version: str = "v25.0",
                  lookback_days: int = LOOKBACK_DAYS, clock: Callable[[], datetime] | None = None,
@@ -134,6 +120,7 @@ class FacebookPlatform:
         self.api_version = normalize_version(api_version)
         self._last = threading.local()  # status and headers of this thread's last answer
         self._secrets = sorted({p.token for p in pages if p.token}, key=len, reverse=True)
+        self._verified: set[str] = set()  # pages whose token answered /me as the page itself
         parts = urlsplit(facebook.FACEBOOK_GRAPH_URL)
         host = f"{parts.scheme}://{parts.netloc}"
         self._graphs: dict[str, Any] = {}
@@ -155,26 +142,58 @@ class FacebookPlatform:
         return [Source(f"facebook:{p.brand}:page:{p.page_id}", NAME, p.brand, "page", p.page_id)
                 for p in self.pages.values()]
 
+    def preflight(self) -> None:
+        """Check every page's token (GET /me must answer the page itself). AuthFailed names all pages
+        whose token is missing, invalid or of the wrong kind; Transient when Graph cannot be asked now."""
+        refused: list[str] = []
+        trouble: PlatformError | None = None
+        for page in {p.page_id: p for p in self.pages.values()}.values():
+            try:
+                self._verify(page)
+            except AuthFailed as exc:
+                refused.append(str(exc))
+            except PlatformError as exc:  # Transient, RateLimited: the polls will report it
+                trouble = trouble or exc
+        if refused:
+            raise AuthFailed(" | ".join(refused))
+        if trouble is not None:
+            raise Transient(f"could not check the Facebook page tokens now: {trouble}") from trouble
+
     def fetch(self, source: Source, cursor: str | None) -> FetchResult:
         """New posts, comments and replies of the page's look-back window, oldest first (see the module doc)."""
         if source.kind != "page":
             raise ValueError(f"Facebook has no source kind {source.kind!r}")
         page = self._page(source.brand, source.target)
+        self._verify(page)
         state = FacebookCursor.parse(cursor, source.name)
         since = int((self.clock() - self.lookback).timestamp())
-        what = f"reading Facebook page {page.page_id}"
-        mentions, new_state = self._call(what, page, lambda: self._read(page, source, state, since))
-        mentions.sort(key=lambda m: (m.created_at, m.external_id != m.conversation_id, _tail(m.external_id)))
-        return FetchResult(mentions, new_state.dump())
+        graph = self._graphs[page.page_id]
+
+        def request(object_id: str, edge: str, args: dict[str, Any]) -> Any:
+            return self._call(f"reading {object_id}/{edge} of Facebook page {page.page_id}", page,
+                              lambda: graph.get_connections(object_id, edge, **args))
+
+        read = PollRead(request, Mapper(page.brand, page.page_id, source.name), page_size=self.page_size,
+                        max_pages=self.MAX_PAGES)
+        mentions, new_state = self._call(f"reading Facebook page {page.page_id}", page,
+                                         lambda: read.run(state, since))
+        if read.stopped is not None and not mentions and new_state == state:
+            raise read.stopped  # nothing read before the limit
+        mentions.sort(key=lambda m: (m.created_at, m.external_id != m.conversation_id, tail(m.external_id)))
+        if read.stopped is not None:
+            log.warning("Facebook page %s: the poll stopped at a rate limit after %d items; it goes on after %s",
+                        page.page_id, len(mentions), f"{read.stopped.retry_at:%Y-%m-%d %H:%M:%S} UTC")
+        return FetchResult(mentions, new_state.dump(), read.stopped)
 
     def post_reply(self, mention: MentionData, text: str) -> str:
         """Comment on the mentioned post, or reply to the mentioned comment, as the page; returns the new id."""
         length = SPECS[NAME].reply_length(text)
         if length > self.MAX_TEXT:
-            raise PlatformError(f"the reply is {length} characters long; Facebook allows {self.MAX_TEXT}")
+            raise ContentRejected(f"the reply is {length} characters long; Facebook allows {self.MAX_TEXT}")
         if not text.strip():
-            raise PlatformError("the reply is empty")
+            raise ContentRejected("the reply is empty")
         page = self._page_of(mention)
+        self._verify(page)
         graph = self._graphs[page.page_id]
         what = f"replying to {mention.external_id} on page {page.page_id}"
         answer = self._call(what, page, lambda: graph.put_comment(mention.external_id, text), writing=True)
@@ -186,6 +205,7 @@ class FacebookPlatform:
     def find_reply(self, mention: MentionData, text: str) -> str | None:
         """The page's reply with `text` in the mention's thread, newer than the mention (crash recovery)."""
         page = self._page_of(mention)
+        self._verify(page)
         graph = self._graphs[page.page_id]
         # the thread our reply joined: a reply's top-level comment, else the comment or post itself
         # (from the stored fields only: the dispatcher rebuilds mentions without `raw`)
@@ -196,176 +216,45 @@ class FacebookPlatform:
         args = {"fields": "id,message,created_time,from{id,name}", "filter": "toplevel",
                 "order": "reverse_chronological", "limit": self.page_size}
         created = mention.created_at if mention.created_at.tzinfo else mention.created_at.replace(tzinfo=UTC)
-        wanted, oldest = _norm(text), int(created.timestamp())
+        wanted, oldest = norm(text), int(created.timestamp())
+
+        def request(object_id: str, edge: str, args: dict[str, Any]) -> Any:
+            return graph.get_connections(object_id, edge, **args)
 
         def search() -> str | None:
-            for batch, _ in self._pages(graph, root, "comments", args):
+            for batch, _ in pages(request, root, "comments", args, self.MAX_PAGES):
                 for item in batch:
-                    if _epoch(item.get("created_time"), f"comment {item['id']}") < oldest:
+                    if epoch(item.get("created_time"), f"comment {item['id']}") < oldest:
                         return None
                     author = item.get("from")
                     if isinstance(author, dict) and author.get("id") == page.page_id \
-                            and _norm(item.get("message")) == wanted:
+                            and norm(item.get("message")) == wanted:
                         return str(item["id"])
             return None
 
         return self._call(f"looking for our reply to {mention.external_id} on page {page.page_id}", page, search)
 
-    # -- reading --------------------------------------------------------------------------------
+    # -- the token check ------------------------------------------------------------------------
 
-    def _read(self, page: FacebookPage, source: Source, cursor: FacebookCursor,
-              since: int) -> tuple[list[MentionData], FacebookCursor]:
+    def _verify(self, page: FacebookPage) -> None:
+        """Once per page (until it passes): its token must be the page's own (GET /me answers the page)."""
+        if page.page_id in self._verified:
+            return
         graph = self._graphs[page.page_id]
-        posts: dict[str, tuple[dict[str, Any], str]] = {}
-        for edge in ("feed", "tagged"):
-            args = {"fields": self.POST_FIELDS, "since": since, "limit": self.page_size}
-            more = False
-            for batch, more_posts in self._pages(graph, page.page_id, edge, args):
-                more = more_posts
-                for post in batch:
-                    posts.setdefault(post["id"], (post, edge))
-            if more:
-                log.warning("Facebook: page %s has more than %d pages of %s posts in the look-back; the oldest "
-                            "are skipped", page.page_id, self.MAX_PAGES, edge)
-        mentions: list[MentionData] = []
-        marks: dict[str, PostMark] = {}
-        for post_id, (post, edge) in posts.items():
-            created = _epoch(post.get("created_time"), f"post {post_id}")
-            if created < since:
-                continue
-            updated = max(created, _epoch(post.get("updated_time") or post["created_time"], f"post {post_id}"))
-            count = self._comment_count(post)
-            known = cursor.posts.get(post_id)
-            gaps = list(known.gaps) if known is not None else []
-            if known is None:
-                mentions.append(self._post_mention(page, source, post, edge))
-            elif known.updated == updated and known.comments == count and not gaps:
-                marks[post_id] = known
-                continue
-            still_open = []
-            for gap in gaps:  # the backlog that earlier polls left
-                older, complete = self._new_comments(graph, post_id, gap.bottom, set(gap.bottom_ids), gap.top,
-                                                     set(gap.top_ids))
-                mentions.extend(self._comment_mention(page, source, c, post_id) for c, _ in older)
-                if not complete:
-                    still_open.append(self._narrow(gap, older, post_id))
-            gaps = still_open
-            watermark, ids = (known.watermark, set(known.ids)) if known is not None else (0, set())
-            if known is not None or count != 0 or updated > created:
-                fresh, complete = self._new_comments(graph, post_id, watermark, ids)
-                mentions.extend(self._comment_mention(page, source, c, post_id) for c, _ in fresh)
-                if fresh and not complete:
-                    gaps.append(self._narrow(Gap(watermark, tuple(ids), fresh[0][1], ()), fresh, post_id))
-                if fresh:
-                    newest = max(t for _, t in fresh)
-                    seen_then = {c["id"] for c, t in fresh if t == newest}
-                    ids = seen_then | ids if newest == watermark else seen_then
-                    watermark = newest
-            marks[post_id] = PostMark(updated, count, watermark, tuple(sorted(ids)), tuple(gaps))
-        return mentions, FacebookCursor(marks)
-
-    def _new_comments(self, graph: Any, post_id: str, watermark: int, ids: set[str], until: int | None = None,
-                      until_ids: Collection[str] = ()) -> tuple[list[tuple[dict[str, Any], int]], bool]:
-        """Comments and replies of `post_id` from second `watermark` (less `ids`) up to second `until`
-        (less `until_ids`), newest first, with their times; and whether that was all (not cut at MAX_PAGES)."""
-        args: dict[str, Any] = {"fields": self.COMMENT_FIELDS, "filter": "stream", "order": "reverse_chronological",
-                                "limit": self.page_size}
-        if watermark:
-            args["since"] = watermark - 1  # inclusive or not, the watermark second is in
-        if until is not None:
-            args["until"] = until + 1  # and so is the top second
-        fresh: list[tuple[dict[str, Any], int]] = []
-        more = False
-        for batch, has_next in self._pages(graph, post_id, "comments", args):
-            more = has_next
-            for comment in batch:
-                at = _epoch(comment.get("created_time"), f"comment {comment['id']}")
-                if at < watermark:
-                    return fresh, True
-                if at == watermark and comment["id"] in ids:
-                    continue
-                if until is not None and (at > until or (at == until and comment["id"] in until_ids)):
-                    continue
-                fresh.append((comment, at))
-        return fresh, not more
-
-    def _narrow(self, gap: Gap, read: list[tuple[dict[str, Any], int]], post_id: str) -> Gap:
-        """The gap with its top moved down to the oldest comment just read (they come newest first)."""
-        if not read:  # pages of nothing new: the server ignored `until`; the next poll tries again
-            log.warning("Facebook: no progress on the comment backlog of %s", post_id)
-            return gap
-        oldest = read[-1][1]
-        below = {c["id"] for c, t in read if t == oldest}
-        log.info("Facebook: %s has comments beyond %d pages; the next polls read on below %s",
-                 post_id, self.MAX_PAGES, read[-1][0]["id"])
-        return Gap(gap.bottom, gap.bottom_ids, oldest,
-                   tuple(sorted(below | set(gap.top_ids) if oldest == gap.top else below)))
-
-    def _pages(self, graph: Any, object_id: str, edge: str,
-               args: dict[str, Any]) -> Iterator[tuple[list[dict[str, Any]], bool]]:
-        """The `data` of each page of an edge, following `paging.next` as facebook-sdk does, up to
-        MAX_PAGES pages; with each, whether a next page exists."""
-        for _ in range(self.MAX_PAGES):
-            answer = graph.get_connections(object_id, edge, **args)
-            data = answer.get("data") if isinstance(answer, dict) else None
-            if not isinstance(data, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str)
-                                                     for i in data):
-                raise Transient(f"Facebook answered with a malformed page of {object_id}/{edge}")
-            paging = answer.get("paging")
-            next_url = paging.get("next") if isinstance(paging, dict) else None
-            yield data, isinstance(next_url, str) and bool(next_url)
-            if not isinstance(next_url, str) or not next_url:
-                return
-            args = {k: v[0] for k, v in parse_qs(urlsplit(next_url).query).items() if k != "access_token"}
-
-    @staticmethod
-    def _comment_count(post: dict[str, Any]) -> int:
-        comments = post.get("comments")
-        summary = comments.get("summary") if isinstance(comments, dict) else None
-        count = summary.get("total_count") if isinstance(summary, dict) else None
-        return count if isinstance(count, int) else -1  # unknown: compare on updated_time alone
-
-    # -- mapping --------------------------------------------------------------------------------
-
-    def _author(self, raw: Any, object_id: str) -> AuthorData:
-        author = raw if isinstance(raw, dict) else {}
-        author_id, name = author.get("id"), author.get("name")
-        if not isinstance(author_id, str) or not author_id:
-            return AuthorData(NAME, f"anonymous:{object_id}")  # Graph may hide `from`
-        return AuthorData(NAME, author_id, None,
-                          clean_text(name)[0] if isinstance(name, str) else None, None,
-                          f"https://www.facebook.com/{author_id}")
-
-    def _post_mention(self, page: FacebookPage, source: Source, post: dict[str, Any], edge: str) -> MentionData:
-        author = self._author(post.get("from"), post["id"])
-        raw = {k: v for k, v in post.items() if k != "comments"}
-        return MentionData(
-            platform=NAME, external_id=post["id"], text=self._text(post, "post"),
-            created_at=_moment(post.get("created_time"), f"post {post['id']}"), author=author, brand=page.brand,
-            source=source.name, conversation_id=post["id"], permalink=_str(post.get("permalink_url")),
-            is_own=author.external_id == page.page_id,
-            raw=clean_json({"post": raw, "edge": edge, "page_id": page.page_id}))
-
-    def _comment_mention(self, page: FacebookPage, source: Source, comment: dict[str, Any],
-                         post_id: str) -> MentionData:
-        author = self._author(comment.get("from"), comment["id"])
-        parent = comment.get("parent")
-        parent_id = parent.get("id") if isinstance(parent, dict) else None
-        return MentionData(
-            platform=NAME, external_id=comment["id"], text=self._text(comment, "comment"),
-            created_at=_moment(comment.get("created_time"), f"comment {comment['id']}"), author=author,
-            brand=page.brand, source=source.name, conversation_id=post_id,
-            in_reply_to_id=parent_id if isinstance(parent_id, str) and parent_id else post_id,
-            permalink=_str(comment.get("permalink_url")), is_own=author.external_id == page.page_id,
-            raw=clean_json({"comment": comment, "post_id": post_id, "page_id": page.page_id}))
-
-    @staticmethod
-    def _text(item: dict[str, Any], kind: str) -> str:
-        message = item.get("message")
-        text, reasons = clean_text(message if isinstance(message, str) else "")
-        if reasons:
-            log.warning("Facebook %s %s: text changed for storage: %s", kind, item.get("id"), "; ".join(reasons))
-        return text
+        what = f"checking the access token of Facebook page {page.page_id}"
+        me = self._call(what, page, lambda: graph.get_object("me", fields="id,name"))
+        if not isinstance(me, dict) or not isinstance(me.get("id"), str):
+            raise Transient(f"Facebook answered {what} with a malformed body")
+        if me["id"] != page.page_id:
+            key = f'platforms.facebook.page_tokens["{page.page_id}"]'
+            raise AuthFailed(
+                f"The token in {key} is not the page access token of page {page.page_id}: Facebook says it "
+                f"belongs to {me['id']} — a user access token (or another page's token). With it Facebook "
+                "answers every post's comments with an empty list and openear cannot reply as the page. Get "
+                f"the page token: GET /me/accounts?fields=id,name,access_token with that user token (the "
+                f"entry with id {page.page_id}), or Meta Business Suite; put it into the environment variable "
+                f"that {key} references in config.yaml")
+        self._verified.add(page.page_id)
 
     # -- calls and errors -----------------------------------------------------------------------
 
@@ -386,66 +275,16 @@ class FacebookPlatform:
         except PlatformError:
             raise
         except facebook.GraphAPIError as exc:
-            raise self._translate(exc, what, page, writing) from exc
+            raise errors.translate(exc, what, page.page_id, writing=writing,
+                                   status=getattr(self._last, "status", None),
+                                   headers=getattr(self._last, "headers", None), now=self.clock(),
+                                   scrub=self._scrub) from exc
         except requests.Timeout as exc:
             raise Transient(f"Facebook did not answer in time while {what}") from exc
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON decode errors included
             raise Transient(f"Facebook answered with a malformed body while {what}: {type(exc).__name__}") from exc
         except requests.RequestException as exc:  # connection errors, broken or truncated bodies
             raise Transient(f"Facebook request failed while {what}: {type(exc).__name__}") from exc
-
-    def _translate(self, exc: Any, what: str, page: FacebookPage, writing: bool) -> PlatformError:
-        result: dict[str, Any] = exc.result if isinstance(exc.result, dict) else {}
-        error: dict[str, Any] = result["error"] if isinstance(result.get("error"), dict) else {}
-        code = exc.code if isinstance(exc.code, int) else None
-        subcode = error.get("error_subcode")
-        kind = str(error.get("type") or "")
-        status = getattr(self._last, "status", None)
-        detail = self._scrub(str(exc.message if isinstance(exc.message, str) else exc))[:300]
-        said = f"(code {code}{f', subcode {subcode}' if subcode else ''}: {detail})"
-        key = f'platforms.facebook.page_tokens["{page.page_id}"]'
-        if code in self.RATE_LIMIT_CODES:
-            retry_at = self._retry_at()
-            return RateLimited(f"Facebook rate limit reached while {what} {said}; retry after "
-                               f"{retry_at:%Y-%m-%d %H:%M:%S} UTC", retry_at)
-        if code in self.TOKEN_CODES:
-            why = {463: "it has expired", 460: "its user changed the password", 467: "it is invalid"}.get(
-                subcode if isinstance(subcode, int) else 0, "it is invalid or expired")
-            return AuthFailed(f"Facebook rejected the access token of page {page.page_id} while {what}: {why} "
-                              f"{said}. Generate a new long-lived page access token (Graph API Explorer or Meta "
-                              f"Business Suite, by someone who can moderate the page) and put it into the "
-                              f"environment variable that {key} references in config.yaml "
-                              "(for example OPENEAR_FB_PAGE_TOKEN)")
-        if code == 10 or (code is not None and 200 <= code <= 299):
-            needed = "pages_manage_engagement" if writing else "pages_read_engagement and pages_read_user_content"
-            return AuthFailed(f"Facebook refused {what}: the page token lacks a permission {said}. This needs "
-                              f"{needed} (openear uses {', '.join(self.PERMISSIONS)}): grant them to the app, "
-                              f"generate a new page token and update {key}")
-        if code == 100 and (subcode == 33 or kind == "GraphMethodException"):
-            return TargetGone(f"Facebook: the object is gone (deleted, hidden or never there) while {what} {said}")
-        if code is None or code in self.TRANSIENT_CODES or error.get("is_transient") or (status or 0) >= 500:
-            return Transient(f"Facebook server trouble (HTTP {status or '?'}) while {what} {said}")
-        return PlatformError(f"Facebook refused {what} {said}")
-
-    def _retry_at(self) -> datetime:
-        """now + the largest estimated_time_to_regain_access (minutes) in the usage headers, else + 15 min."""
-        now = self.clock()
-        headers = getattr(self._last, "headers", None) or {}
-        minutes = 0.0
-        for name in self.USAGE_HEADERS:
-            try:
-                usage = json.loads(headers.get(name) or "null")
-            except ValueError:
-                continue
-            entries = [usage] if isinstance(usage, dict) else []
-            if isinstance(usage, dict):
-                for value in usage.values():
-                    entries.extend(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, dict))
-            for entry in entries:
-                value = entry.get("estimated_time_to_regain_access")
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    minutes = max(minutes, float(value))
-        return now + (timedelta(minutes=minutes) if minutes > 0 else self.RATE_LIMIT_FALLBACK)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -468,10 +307,6 @@ class FacebookPlatform:
         if found is None:
             raise ValueError(f"mention {mention.external_id} belongs to no configured Facebook page")
         return found
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def from_config(config: Config, *, clock: Callable[[], datetime] | None = None,
