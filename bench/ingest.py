@@ -81,7 +81,8 @@ def run_one(backend: str, posts: int) -> dict[str, object]:
     sessions = session_factory(engine)
     creds = XCredentials()
     adapter = XPlatform([XBrand("Acme Mobile", ["acme OR #AcmeMobile OR @acme OR @acme_help"], [])],
-                        base_url=base_url, **creds.as_dict())
+                        base_url=base_url, read_per_poll=30_000,  # the config's maximum: few, large polls
+                        **creds.as_dict())
     [source] = adapter.sources()
     poller = Poller(sessions, StubClassifier(), intake=Intake(sessions))
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

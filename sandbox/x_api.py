@@ -1,13 +1,18 @@
 """An in-process X API v2 emulator that an unmodified `tweepy.Client` can talk to.
 
-Endpoints: GET /2/tweets/search/recent, GET /2/users/:id/mentions, GET /2/users/me,
-GET /2/users/by/username/:username, GET /2/tweets/:id, POST /2/tweets. Bearer (app) and OAuth 1.0a
-user-context auth (the `oauth_consumer_key` and `oauth_token` are checked, not the signature),
-per-endpoint 15-minute rate-limit windows on an injectable clock with the `x-rate-limit-*` headers,
-X's problem bodies, and the fault injection of `sandbox.httpserver`. Posts live in `sandbox.x_store`;
-`grow(n)` and a background "live" mode add generated posts from `sandbox.feed`.
+Endpoints: GET /2/tweets/search/recent, GET /2/users/:id/mentions, GET /2/users/:id/tweets,
+GET /2/users/me, GET /2/users/by?usernames=, GET /2/users/by/username/:username, GET /2/tweets/:id,
+POST /2/tweets. Bearer (app) and OAuth 1.0a user-context auth (the `oauth_consumer_key` and
+`oauth_token` are checked, not the signature), per-endpoint 15-minute rate-limit windows on an
+injectable clock with the `x-rate-limit-*` headers, X's problem bodies, and the fault injection of
+`sandbox.httpserver`. Posts live in `sandbox.x_store`; `grow(n)` and a background "live" mode add
+generated posts from `sandbox.feed`.
 
 Like the real API, texts come back with `&`, `<`, `>` escaped as HTML entities (`escape_entities`).
+
+Real-X behaviours, each off by default (see `XApiEmulator` for the switches): duplicate-content
+403s, weighted-length 403s, the search indexing delay, daily/monthly usage caps, posting 24-hour
+limits, long posts with `note_tweet`, truncated retweets, edits with `edit_history_tweet_ids`.
 """
 
 from __future__ import annotations
@@ -28,39 +33,55 @@ from sandbox.x_store import (
     SEARCH_WINDOW_S,
     SUPPORT_USER_ID,
     TweetRecord,
-    UserRecord,
     XStore,
     snowflake_floor,
 )
+from sandbox.x_text import LIMIT, weighted_length
 from sandbox.x_wire import (
     COMMON_PARAMS,
+    DUPLICATE,
+    EXCLUDE_VALUES,
     EXPANSIONS,
     ID_RE,
     INVALID,
     MENTIONS_PARAMS,
     SEARCH_PARAMS,
+    TIMELINE_PARAMS,
+    TOO_LONG,
     TWEET_FIELDS,
     UNSUPPORTED_AUTH,
     USER_FIELDS,
     BadRequest,
+    DailyPostLimit,
+    UsageCap,
     check_params,
     decode_token,
     encode_token,
     escape_text,
     id_param,
+    includes_of,
+    invalid_request,
     iso,
     list_param,
     max_results_param,
+    missing,
     not_found,
     parse_time,
     problem,
+    time_bounds,
     tweet_json,
+    usage_capped,
     user_json,
 )
 
 WINDOW_S = 15 * 60
-DEFAULT_LIMITS = {"search": 450, "mentions": 450, "tweet": 450, "user_by_username": 300, "me": 75,
-                  "create_tweet": 100}
+END_TIME_MARGIN_S = 10  # search's end_time must be at least this long before the request
+DEFAULT_LIMITS = {"search": 450, "mentions": 450, "timeline": 1500, "tweet": 450, "user_by_username": 300,
+                  "me": 75, "create_tweet": 100}
+BILLED = ("search", "mentions", "timeline", "tweet")  # endpoints whose posts count towards usage caps
+
+
+
 @dataclass(frozen=True)
 class XCredentials:
     """The tokens the emulator accepts. The access token starts with the account id, as on X."""
@@ -76,7 +97,28 @@ class XCredentials:
 
 
 class XApiEmulator(EmulatorServer):
-    """X API v2 on 127.0.0.1. Use as a context manager or call start()/stop()."""
+    """X API v2 on 127.0.0.1. Use as a context manager or call start()/stop().
+
+    Switches for real-X behaviours (all off by default):
+
+    - `refuse_duplicates(window_s)`: POST /2/tweets answers 403 "You are not allowed to create a
+      Tweet with duplicate content." when the same account sent the same text within the window;
+    - `weighted_length_check = True`: POST /2/tweets counts by twitter-text (URLs 23, CJK/emoji 2;
+      sandbox.x_text) instead of code points, and answers 403 "Your Tweet text is too long..." over 280;
+    - `search_delay_s = N`: search finds a post only N seconds after it was created (timelines and
+      lookups at once); `add_tweet(..., index_delay_s=...)` sets one post's own delay;
+    - `set_usage_cap(posts, period, scope)`: once that many posts were read in the UTC day/month,
+      every post-reading endpoint answers X's 429 UsageCapExceeded problem;
+    - `set_daily_post_limits(user, app)`: POST /2/tweets carries the x-user-limit-24hour-* and
+      x-app-limit-24hour-* headers and answers 429 once a 24-hour limit is spent;
+    - `long_posts = True`: a post over 280 comes back cut to 280 with "…" in `text`, the whole in
+      `note_tweet.text` only when tweet.fields asks for note_tweet;
+    - `truncated_retweets = True`: retweets get X's text, "RT @user: " + the original cut to 140;
+    - `list_superseded_versions = True`: timelines and search list older versions of edited posts
+      too (X lists only the newest); `edit_tweet(id, text)` makes an edit either way;
+    - `mentions_exclude = False`: the mentions timeline refuses `exclude` with a 400, as X's OpenAPI
+      spec (no `exclude` there) has it; by default it accepts it, as docs.x.com shows.
+    """
 
     def __init__(self, *, seed: int = 0, clock: Callable[[], float] = time.time, port: int = 0,
                  credentials: XCredentials | None = None, limits: dict[str, int] | None = None,
@@ -89,19 +131,84 @@ class XApiEmulator(EmulatorServer):
         self.store = XStore(clock, seed, customers)
         self.own_user = self.store.user_by_username(SUPPORT_HANDLE)
         self.posts_read = 0  # posts returned in `data` (X bills reads per post)
+        self.weighted_length_check = False
+        self.long_posts = False
+        self.duplicate_window_s: float | None = None
+        self.usage_cap: UsageCap | None = None
+        self.daily_post_limits: DailyPostLimit | None = None
+        self.mentions_exclude = True
+        self._sent: dict[tuple[int, str], float] = {}  # (account id, text) -> when POST /2/tweets took it
         self._windows: dict[tuple[str, str], list[float]] = {}  # (endpoint, principal) -> [reset, used]
         self._rl_lock = threading.Lock()
         self._setup_routes()
 
+    # -- switches ---------------------------------------------------------------------------------
+
+    def refuse_duplicates(self, window_s: float | None = 24 * 3600) -> None:
+        """Answer 403 duplicate content when the account sent the same text within `window_s`
+        (None: accept duplicates, the default)."""
+        self.duplicate_window_s = window_s
+
+    def set_usage_cap(self, posts: int | None, period: str = "Monthly", scope: str = "Product") -> None:
+        """Cap the posts read per UTC `period` ("Daily"/"Monthly"); `scope` "Product" or "Account"
+        is reported in the 429 body. None lifts the cap."""
+        self.usage_cap = UsageCap(posts, period, scope) if posts is not None else None
+
+    def set_daily_post_limits(self, user: int | None = 100, app: int = 1667) -> None:
+        """POST /2/tweets' 24-hour limits per user and per app, with their headers (None: off)."""
+        self.daily_post_limits = DailyPostLimit(user, app) if user is not None else None
+
+    @property
+    def search_delay_s(self) -> float:
+        """Seconds before search finds a new post (X's indexing delay); 0 = at once."""
+        return self.store.search_delay_s
+
+    @search_delay_s.setter
+    def search_delay_s(self, seconds: float) -> None:
+        self.store.search_delay_s = seconds
+
+    @property
+    def truncated_retweets(self) -> bool:
+        """Retweets stored from now on get X's "RT @user: ..." text cut to 140 characters."""
+        return self.store.truncated_retweets
+
+    @truncated_retweets.setter
+    def truncated_retweets(self, on: bool) -> None:
+        self.store.truncated_retweets = on
+
+    @property
+    def list_superseded_versions(self) -> bool:
+        """Timelines and search also list the older versions of edited posts."""
+        return self.store.list_superseded
+
+    @list_superseded_versions.setter
+    def list_superseded_versions(self, on: bool) -> None:
+        self.store.list_superseded = on
+
     # -- test and demo helpers ------------------------------------------------------------------
 
     def add_tweet(self, author: str, text: str, *, lang: str = "en", in_reply_to: str | int | None = None,
-                  retweet_of: str | int | None = None) -> str:
-        """Store a post now; returns its id."""
+                  retweet_of: str | int | None = None, index_delay_s: float | None = None) -> str:
+        """Store a post now; returns its id. `index_delay_s`: when search finds it (default `search_delay_s`)."""
         record = self.store.add_tweet(author, text, lang=lang,
                                       in_reply_to=int(in_reply_to) if in_reply_to is not None else None,
-                                      retweet_of=int(retweet_of) if retweet_of is not None else None)
+                                      retweet_of=int(retweet_of) if retweet_of is not None else None,
+                                      index_delay=index_delay_s)
         return str(record.id)
+
+    def retweet(self, author: str, post_id: str | int) -> str:
+        """`author` retweets a post, with the text X gives it ("RT @user: " + text, cut to 140)."""
+        with self.store.lock:
+            previous = self.store.truncated_retweets
+            self.store.truncated_retweets = True
+            try:
+                return str(self.store.add_tweet(author, "", retweet_of=int(post_id)).id)
+            finally:
+                self.store.truncated_retweets = previous
+
+    def edit_tweet(self, post_id: str | int, text: str) -> str:
+        """Edit a post as its author would: returns the new version's id (ValueError where X refuses)."""
+        return str(self.store.edit_tweet(int(post_id), text).id)
 
     def add_user(self, username: str, name: str | None = None, followers: int = 0) -> str:
         """Create a user; returns its id."""
@@ -135,6 +242,7 @@ class XApiEmulator(EmulatorServer):
         path = request.path
         endpoint = ("search" if path.startswith("/2/tweets/search") else
                     "mentions" if path.endswith("/mentions") else
+                    "timeline" if path.endswith("/tweets") and path.startswith("/2/users/") else
                     "create_tweet" if request.method == "POST" else "tweet")
         reset = int(self.clock()) + WINDOW_S
         return problem(429, "Too Many Requests", "Too Many Requests", headers={
@@ -146,7 +254,9 @@ class XApiEmulator(EmulatorServer):
     def _setup_routes(self) -> None:
         self.route("GET", r"/2/tweets/search/recent", self._guard("search", False, self._search))
         self.route("GET", r"/2/users/(?P<id>[^/]+)/mentions", self._guard("mentions", False, self._mentions))
+        self.route("GET", r"/2/users/(?P<id>[^/]+)/tweets", self._guard("timeline", False, self._timeline))
         self.route("GET", r"/2/users/me", self._guard("me", True, self._me))
+        self.route("GET", r"/2/users/by", self._guard("user_by_username", False, self._users_by))
         self.route("GET", r"/2/users/by/username/(?P<username>[^/]+)",
                    self._guard("user_by_username", False, self._user_by_username))
         self.route("GET", r"/2/tweets/(?P<id>[^/]+)", self._guard("tweet", False, self._tweet))
@@ -193,34 +303,40 @@ class XApiEmulator(EmulatorServer):
             allowed, headers = self._take_rate(endpoint, principal)
             if not allowed:
                 return problem(429, "Too Many Requests", "Too Many Requests", headers=headers)
+            now = self.clock()
+            cap = self.usage_cap
+            if endpoint in BILLED and cap is not None and cap.spent(now):
+                capped = usage_capped(cap.period, cap.scope, SUPPORT_USER_ID)
+                capped.headers.update(headers)
+                return capped
+            daily = self.daily_post_limits if endpoint == "create_tweet" else None
+            if daily is not None and daily.exhausted(now):
+                return problem(429, "Too Many Requests", "Too Many Requests", headers={**headers,
+                                                                                      **daily.headers(now)})
             try:
                 response = handler(request, principal)
             except BadRequest as bad:
-                response = Response.json({
-                    "errors": [{"parameters": {bad.parameter: [bad.value]}, "message": bad.message}],
-                    "title": "Invalid Request",
-                    "detail": "One or more parameters to your request was invalid.",
-                    "type": INVALID}, 400)
+                response = invalid_request(bad)
             response.headers.update(headers)
+            if daily is not None:
+                if response.status == 201:
+                    daily.count(now)
+                response.headers.update(daily.headers(now))
             return response
         return guarded
 
     # -- parameters -------------------------------------------------------------------------------
 
-    def _time_bounds(self, request: Request, until_id: int | None) -> tuple[int, int | None]:
-        min_id, upper = 0, until_id
-        start, end = request.arg("start_time"), request.arg("end_time")
-        if start:
-            min_id = snowflake_floor(parse_time("start_time", start))
-        if end:
-            end_id = snowflake_floor(parse_time("end_time", end))
-            upper = end_id if upper is None else min(upper, end_id)
-        return min_id, upper
-
     # -- serialisation ----------------------------------------------------------------------------
 
     def _tweet_json(self, t: TweetRecord, fields: set[str]) -> dict[str, Any]:
-        return tweet_json(t, fields, self.escape_entities)
+        return tweet_json(t, fields, self.escape_entities, self.long_posts)
+
+    def _bill(self, posts: int) -> None:
+        with self._rl_lock:
+            self.posts_read += posts
+            if self.usage_cap is not None:
+                self.usage_cap.bill(posts, self.clock())
 
     def _page(self, request: Request, records: list[TweetRecord], more: bool) -> Response:
         tweet_fields = list_param(request, "tweet.fields", TWEET_FIELDS)
@@ -230,9 +346,9 @@ class XApiEmulator(EmulatorServer):
         if not records:
             return Response.json({"meta": meta})
         body: dict[str, Any] = {"data": [self._tweet_json(t, tweet_fields) for t in records]}
-        with self._rl_lock:
-            self.posts_read += len(records)
-        includes = self._includes(records, expansions, tweet_fields, user_fields)
+        self._bill(len(records))
+        includes = includes_of(self.store, records, expansions, tweet_fields, user_fields,
+                               self.escape_entities, self.long_posts)
         if includes:
             body["includes"] = includes
         meta.update(newest_id=str(records[0].id), oldest_id=str(records[-1].id))
@@ -240,26 +356,6 @@ class XApiEmulator(EmulatorServer):
             meta["next_token"] = encode_token(records[-1].id)
         body["meta"] = meta
         return Response.json(body)
-
-    def _includes(self, records: list[TweetRecord], expansions: set[str], tweet_fields: set[str],
-                  user_fields: set[str]) -> dict[str, Any]:
-        users: dict[int, UserRecord] = {}
-        for t in records:
-            if "author_id" in expansions:
-                users.setdefault(t.author.id, t.author)
-            if "in_reply_to_user_id" in expansions and t.in_reply_to_user_id is not None:
-                replied = self.store.user(t.in_reply_to_user_id)
-                if replied is not None:
-                    users.setdefault(replied.id, replied)
-        includes: dict[str, Any] = {}
-        if users:
-            includes["users"] = [user_json(u, user_fields) for u in users.values()]
-        if "referenced_tweets.id" in expansions:
-            refs = {r for t in records for r in (t.in_reply_to_tweet_id, t.retweet_of) if r is not None}
-            found = [rec for r in sorted(refs, reverse=True) if (rec := self.store.tweet(r)) is not None]
-            if found:
-                includes["tweets"] = [self._tweet_json(rec, tweet_fields) for rec in found]
-        return includes
 
     # -- endpoints --------------------------------------------------------------------------------
 
@@ -279,7 +375,11 @@ class XApiEmulator(EmulatorServer):
             message = (f"Invalid 'since_id':'{since_id}'. 'since_id' must be a tweet id created after "
                        f"{iso(window_start)[:19]}Z.")
             raise BadRequest("since_id", str(since_id), message)
-        min_id, upper = self._time_bounds(request, until_id)
+        end = request.arg("end_time")
+        if end and parse_time("end_time", end) > self.clock() - END_TIME_MARGIN_S:
+            raise BadRequest("end_time", end, f"Invalid 'end_time':'{end}'. 'end_time' must be a minimum of "
+                                              f"{END_TIME_MARGIN_S} seconds prior to the request time.")
+        min_id, upper = time_bounds(request, until_id)
         token = request.arg("next_token")
         if token:
             before = decode_token("next_token", token)
@@ -289,7 +389,15 @@ class XApiEmulator(EmulatorServer):
         return self._page(request, records, more)
 
     def _mentions(self, request: Request, principal: str) -> Response:
-        check_params(request, MENTIONS_PARAMS)
+        params = MENTIONS_PARAMS if self.mentions_exclude else tuple(p for p in MENTIONS_PARAMS if p != "exclude")
+        return self._user_posts(request, params, mentions=True)
+
+    def _timeline(self, request: Request, principal: str) -> Response:
+        return self._user_posts(request, TIMELINE_PARAMS, mentions=False)
+
+    def _user_posts(self, request: Request, params: tuple[str, ...], *, mentions: bool) -> Response:
+        """GET /2/users/:id/mentions (posts mentioning the user) or /tweets (the user's own posts)."""
+        check_params(request, params)
         raw_id = request.params["id"]
         if not raw_id.isdigit():
             raise BadRequest("id", raw_id, f"The `id` path parameter value [{raw_id}] must match {ID_RE}")
@@ -298,13 +406,18 @@ class XApiEmulator(EmulatorServer):
             return not_found("user", "id", raw_id, f"Could not find user with id: [{raw_id}].")
         max_results = max_results_param(request, 5, 100)
         since_id, until_id = id_param(request, "since_id"), id_param(request, "until_id")
-        min_id, upper = self._time_bounds(request, until_id)
+        exclude = frozenset(list_param(request, "exclude", EXCLUDE_VALUES))
+        min_id, upper = time_bounds(request, until_id)
         token = request.arg("pagination_token")
         if token:
             before = decode_token("pagination_token", token)
             upper = before if upper is None else min(upper, before)
-        records, more = self.store.mentions(user.username, max_results=max_results, since_id=since_id,
-                                            before_id=upper, min_id=min_id)
+        if mentions:
+            records, more = self.store.mentions(user.username, max_results=max_results, since_id=since_id,
+                                                before_id=upper, min_id=min_id, exclude=exclude)
+        else:
+            records, more = self.store.timeline(user.id, max_results=max_results, since_id=since_id,
+                                                before_id=upper, min_id=min_id, exclude=exclude)
         return self._page(request, records, more)
 
     def _me(self, request: Request, principal: str) -> Response:
@@ -312,6 +425,23 @@ class XApiEmulator(EmulatorServer):
         assert self.own_user is not None
         return Response.json({"data": user_json(self.own_user, list_param(request, "user.fields",
                                                                                      USER_FIELDS))})
+
+    def _users_by(self, request: Request, principal: str) -> Response:
+        """GET /2/users/by?usernames=a,b: the users found, and a Not Found error for each one missing."""
+        check_params(request, ("usernames", "user.fields", "expansions", "tweet.fields"))
+        names = [n for n in (request.arg("usernames") or "").split(",") if n]
+        if not names:
+            raise BadRequest("usernames", "", "The `usernames` query parameter can not be empty")
+        fields = list_param(request, "user.fields", USER_FIELDS)
+        body: dict[str, Any] = {}
+        for name in names:
+            user = self.store.user_by_username(name)
+            if user is not None:
+                body.setdefault("data", []).append(user_json(user, fields))
+            else:
+                body.setdefault("errors", []).append(missing("user", "usernames", name,
+                                                             f"Could not find user with usernames: [{name}]."))
+        return Response.json(body)
 
     def _user_by_username(self, request: Request, principal: str) -> Response:
         check_params(request, ("user.fields", "expansions", "tweet.fields"))
@@ -331,12 +461,11 @@ class XApiEmulator(EmulatorServer):
         expansions = list_param(request, "expansions", EXPANSIONS)
         tweet_fields = list_param(request, "tweet.fields", TWEET_FIELDS)
         body: dict[str, Any] = {"data": self._tweet_json(record, tweet_fields)}
-        includes = self._includes([record], expansions, tweet_fields,
-                                  list_param(request, "user.fields", USER_FIELDS))
+        includes = includes_of(self.store, [record], expansions, tweet_fields,
+                               list_param(request, "user.fields", USER_FIELDS), self.escape_entities, self.long_posts)
         if includes:
             body["includes"] = includes
-        with self._rl_lock:
-            self.posts_read += 1
+        self._bill(1)
         return Response.json(body)
 
     def _create_tweet(self, request: Request, principal: str) -> Response:
@@ -348,18 +477,27 @@ class XApiEmulator(EmulatorServer):
             return problem(400, "Invalid Request", "One or more parameters to your request was invalid: "
                             "text is required.", INVALID)
         text: str = payload["text"]
-        if len(text) > 280:
-            return problem(403, "Forbidden", "Your Tweet text is too long. For more information on how "
-                            "X determines text length see https://github.com/twitter/twitter-text.")
+        length = weighted_length(text) if self.weighted_length_check else len(text)
+        if length > LIMIT:
+            return problem(403, "Forbidden", TOO_LONG)
+        assert self.own_user is not None
+        now = self.clock()
+        key = (self.own_user.id, text.strip())
+        window = self.duplicate_window_s
+        with self._rl_lock:
+            sent_at = self._sent.get(key)
+        if window is not None and sent_at is not None and now - sent_at < window:
+            return problem(403, "Forbidden", DUPLICATE)
         reply = payload.get("reply") or {}
         parent_id = str(reply.get("in_reply_to_tweet_id", "")) if isinstance(reply, dict) else ""
         parent = self.store.tweet(int(parent_id)) if parent_id.isdigit() else None
         if reply and parent is None:
             return problem(403, "Forbidden",
                             "You attempted to reply to a Tweet that is deleted or not visible to you.")
-        assert self.own_user is not None
         record = self.store.add_tweet(self.own_user.username, text, lang=parent.lang if parent else "en",
                                       in_reply_to=parent.id if parent else None)
+        with self._rl_lock:
+            self._sent[key] = now
         text = escape_text(record.text, self.escape_entities)
         return Response.json({"data": {"id": str(record.id), "text": text,
                                        "edit_history_tweet_ids": [str(record.id)]}}, 201)

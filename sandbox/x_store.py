@@ -1,8 +1,18 @@
 """The X emulator's data: users, posts with snowflake-like ids, conversations and fast id-range scans.
 
-Stdlib only. Posts are kept in one list sorted by id (ids only grow), so `since_id` / `until_id` /
-page tokens are bisections and a page scan touches only the posts it has to look at. Mentions are
-indexed per mentioned username. Every public method takes the store's lock.
+Stdlib only (and `sandbox.x_text`). Posts are kept in one list sorted by id (ids only grow), so
+`since_id` / `until_id` / page tokens are bisections and a page scan touches only the posts it has
+to look at. Mentions are indexed per mentioned username, posts per author (user timelines). Every
+public method takes the store's lock.
+
+Real X semantics kept here:
+- edits (`edit_tweet`): a new post with a new id whose `edits` list is the chain's ids, oldest
+  first, shared by every version; timelines and search list only a chain's newest version ("These
+  endpoints will always return the most recent edit, along with any edit history", X search docs)
+  unless `list_superseded` is set; deleting any version deletes the chain;
+- search indexing delay: `search` does not see a post until `search_delay_s` (or the post's own
+  `index_delay`) after it was created; timelines and lookups see it at once;
+- retweets with `truncated_retweets`: "RT @user: " + the original, cut to 140 with "…".
 """
 
 from __future__ import annotations
@@ -14,10 +24,14 @@ from dataclasses import dataclass, field
 
 from sandbox.feed import BRAND_HANDLE, BRAND_NAME, SUPPORT_HANDLE, Customer, FeedGenerator, FeedPost
 from sandbox.x_query import HASHTAG_RE, MENTION_RE, Predicate, text_tokens
+from sandbox.x_text import retweet_text
 
 TWEPOCH_MS = 1288834974657  # X's snowflake epoch (2010-11-04)
 SEARCH_WINDOW_S = 7 * 24 * 3600  # search/recent covers the last 7 days
 MENTIONS_LIMIT = 800  # the mentions timeline reaches back this many posts
+TIMELINE_LIMIT = 3200  # a user's post timeline reaches back this many posts (800 with exclude=replies)
+EDIT_WINDOW_S = 30 * 60  # a post can be edited for 30 minutes after it was created ...
+MAX_EDITS = 5  # ... up to five times
 BRAND_USER_ID = 100001
 SUPPORT_USER_ID = 100002
 _CUSTOMER_ID_BASE = 1_400_000_000
@@ -61,6 +75,9 @@ class TweetRecord:
     in_reply_to_username: str = ""
     retweet_of: int | None = None
     deleted: bool = False
+    edits: list[int] | None = None  # the edit chain's ids, oldest first (shared by its versions)
+    index_delay: float | None = None  # seconds until search sees it (None: the store's default)
+    cut_text: str | None = None  # cache: `text` as X shows a long post (sandbox.x_text)
     reply_count: int = 0
     retweet_count: int = 0
     like_count: int = 0
@@ -86,6 +103,19 @@ class TweetRecord:
     def is_reply(self) -> bool:
         return self.in_reply_to_tweet_id is not None
 
+    @property
+    def edit_history(self) -> list[int]:
+        """Every version's id, oldest first (one id when never edited)."""
+        return list(self.edits) if self.edits else [self.id]
+
+    @property
+    def superseded(self) -> bool:
+        """An older version of an edited post."""
+        return bool(self.edits) and self.edits[-1] != self.id  # type: ignore[index]
+
+
+Keep = Callable[[TweetRecord], bool]
+
 
 class XStore:
     """Users and posts of the emulated X. Thread-safe."""
@@ -99,6 +129,10 @@ class XStore:
         self._tweets: list[TweetRecord] = []
         self._by_id: dict[int, TweetRecord] = {}
         self._mention_ids: dict[str, list[int]] = {}
+        self._author_ids: dict[int, list[int]] = {}
+        self.search_delay_s = 0.0  # search sees a post this many seconds after it was created
+        self.list_superseded = False  # list the older versions of edited posts too
+        self.truncated_retweets = False  # retweets get X's "RT @user: ..." text cut to 140
         self._users: dict[int, UserRecord] = {}
         self._by_name: dict[str, UserRecord] = {}
         self._feed_ids: dict[int, int] = {}  # FeedPost.seq -> post id
@@ -154,10 +188,12 @@ class XStore:
             return self._ids[-1] if self._ids else None
 
     def add_tweet(self, author: str, text: str, *, lang: str = "en", in_reply_to: int | None = None,
-                  retweet_of: int | None = None, at: float | None = None) -> TweetRecord:
+                  retweet_of: int | None = None, at: float | None = None,
+                  index_delay: float | None = None) -> TweetRecord:
         """Store a new post by `author` (created if unknown), now or at `at` (not before the newest post).
 
         A reply gets the replied-to author's @handle prepended, as X does, unless the text starts with it.
+        `index_delay` overrides `search_delay_s` for this post (a post that search finds late).
         """
         with self.lock:
             user = self.add_user(author)
@@ -176,10 +212,13 @@ class XStore:
                 record.in_reply_to_username = parent.author.username.casefold()
                 record.conversation_id = parent.conversation_id
                 parent.reply_count += 1
+            record.index_delay = index_delay
             original = self._by_id.get(retweet_of) if retweet_of is not None else None
             if original is not None:
                 record.retweet_of = original.id
                 original.retweet_count += 1
+                if self.truncated_retweets:
+                    record.text = text = retweet_text(original.author.username, original.text)
             tokens = text_tokens(text)
             folded = text.casefold()
             record.words = frozenset(tokens)
@@ -192,16 +231,50 @@ class XStore:
             self._by_id[post_id] = record
             for name in record.mentions:
                 self._mention_ids.setdefault(name, []).append(post_id)
+            self._author_ids.setdefault(user.id, []).append(post_id)
             user.tweet_count += 1
             return record
 
+    def edit_tweet(self, post_id: int, text: str) -> TweetRecord:
+        """Edit a post as its author does on X: a new version with a new id joins the chain.
+
+        ValueError where X refuses: not the newest version, over 30 minutes after the original, five
+        edits made, a retweet, or a reply to someone else (only self-thread replies are editable).
+        """
+        with self.lock:
+            current = self._by_id.get(post_id)
+            if current is None or current.deleted:
+                raise ValueError(f"no post {post_id}")
+            chain = current.edits if current.edits is not None else [current.id]
+            if chain[-1] != current.id:
+                raise ValueError(f"post {post_id} is not the newest version of its chain")
+            first = self._by_id[chain[0]]
+            if self.clock() - first.created_at > EDIT_WINDOW_S:
+                raise ValueError(f"post {post_id} is past its 30-minute edit window")
+            if len(chain) > MAX_EDITS:
+                raise ValueError(f"post {post_id} has been edited {MAX_EDITS} times already")
+            if current.is_retweet:
+                raise ValueError("retweets cannot be edited")
+            if current.in_reply_to_user_id not in (None, current.author.id):
+                raise ValueError("replies to others cannot be edited")
+            parent = current.in_reply_to_tweet_id
+            record = self.add_tweet(current.author.username, text, lang=current.lang, in_reply_to=parent)
+            record.conversation_id = current.conversation_id
+            if parent is not None and parent in self._by_id:
+                self._by_id[parent].reply_count -= 1  # a new version, not another reply
+            chain.append(record.id)
+            for version in chain:
+                self._by_id[version].edits = chain
+            return record
+
     def delete_tweet(self, post_id: int) -> bool:
-        """Hide a post from every lookup (as if its author deleted it)."""
+        """Hide a post from every lookup (as if its author deleted it); an edit chain goes whole."""
         with self.lock:
             found = self._by_id.get(post_id)
             if found is None:
                 return False
-            found.deleted = True
+            for version in found.edit_history:
+                self._by_id[version].deleted = True
             return True
 
     def add_feed_post(self, post: FeedPost, at: float | None = None) -> TweetRecord:
@@ -240,34 +313,61 @@ class XStore:
         hi = bisect.bisect_left(ids, upper) if upper is not None else len(ids)
         return lo, hi
 
+    def _listed(self, record: TweetRecord) -> bool:
+        return not record.deleted and (self.list_superseded or not record.superseded)
+
+    def _scan(self, ids: list[int], keep: Keep, *, max_results: int, since_id: int | None,
+              before_id: int | None, floor: int) -> tuple[list[TweetRecord], bool]:
+        lo, hi = self._bounds(ids, since_id, before_id, floor)
+        found: list[TweetRecord] = []
+        for i in range(hi - 1, lo - 1, -1):
+            record = self._by_id[ids[i]]
+            if self._listed(record) and keep(record):
+                if len(found) == max_results:
+                    return found, True
+                found.append(record)
+        return found, False
+
     def search(self, predicate: Predicate, *, max_results: int, since_id: int | None = None,
                before_id: int | None = None, min_id: int = 0) -> tuple[list[TweetRecord], bool]:
-        """Matches, newest first, with since_id < id < before_id and id >= min_id; and whether more match."""
+        """Matches, newest first, with since_id < id < before_id and id >= min_id; and whether more match.
+
+        Only posts search has indexed by now (`search_delay_s`, a post's `index_delay`) are seen."""
         with self.lock:
-            floor = max(min_id, snowflake_floor(self.clock() - SEARCH_WINDOW_S))
-            lo, hi = self._bounds(self._ids, since_id, before_id, floor)
-            found: list[TweetRecord] = []
-            tweets = self._tweets
-            for i in range(hi - 1, lo - 1, -1):
-                record = tweets[i]
-                if not record.deleted and predicate(record):
-                    if len(found) == max_results:
-                        return found, True
-                    found.append(record)
-            return found, False
+            now = self.clock()
+            floor = max(min_id, snowflake_floor(now - SEARCH_WINDOW_S))
+            default_delay = self.search_delay_s
+
+            def indexed(t: TweetRecord) -> bool:
+                delay = default_delay if t.index_delay is None else t.index_delay
+                return (delay <= 0 or t.created_at + delay <= now) and predicate(t)
+
+            return self._scan(self._ids, indexed, max_results=max_results, since_id=since_id,
+                              before_id=before_id, floor=floor)
 
     def mentions(self, username: str, *, max_results: int, since_id: int | None = None,
-                 before_id: int | None = None, min_id: int = 0) -> tuple[list[TweetRecord], bool]:
+                 before_id: int | None = None, min_id: int = 0,
+                 exclude: frozenset[str] = frozenset()) -> tuple[list[TweetRecord], bool]:
         """Posts mentioning `username` (the newest MENTIONS_LIMIT), newest first, and whether more remain."""
         with self.lock:
             ids = self._mention_ids.get(username.casefold(), [])
             floor = max(min_id, ids[-MENTIONS_LIMIT] if len(ids) > MENTIONS_LIMIT else 0)
-            lo, hi = self._bounds(ids, since_id, before_id, floor)
-            found: list[TweetRecord] = []
-            for i in range(hi - 1, lo - 1, -1):
-                record = self._by_id[ids[i]]
-                if not record.deleted:
-                    if len(found) == max_results:
-                        return found, True
-                    found.append(record)
-            return found, False
+            return self._scan(ids, _excluding(exclude), max_results=max_results, since_id=since_id,
+                              before_id=before_id, floor=floor)
+
+    def timeline(self, user_id: int, *, max_results: int, since_id: int | None = None,
+                 before_id: int | None = None, min_id: int = 0,
+                 exclude: frozenset[str] = frozenset()) -> tuple[list[TweetRecord], bool]:
+        """The user's own posts (replies and retweets included unless excluded), newest first: the
+        newest TIMELINE_LIMIT (800 with exclude=replies), and whether more remain."""
+        with self.lock:
+            ids = self._author_ids.get(user_id, [])
+            reach = 800 if "replies" in exclude else TIMELINE_LIMIT
+            floor = max(min_id, ids[-reach] if len(ids) > reach else 0)
+            return self._scan(ids, _excluding(exclude), max_results=max_results, since_id=since_id,
+                              before_id=before_id, floor=floor)
+
+
+def _excluding(exclude: frozenset[str]) -> Keep:
+    replies, retweets = "replies" in exclude, "retweets" in exclude
+    return lambda t: not (replies and t.is_reply) and not (retweets and t.is_retweet)

@@ -1,16 +1,31 @@
 """The X API v2 wire format for the emulator: fields, errors, page tokens, post and user JSON.
 
-Stdlib only; used by `sandbox.x_api`.
+Stdlib only (and `sandbox.x_text`); used by `sandbox.x_api`. Shapes follow X's answers: problem
+bodies (RFC 7807) for errors, `edit_history_tweet_ids` on every post, `note_tweet` only when asked
+for, the usage-cap 429 body (`usage_capped`) as X sends it:
+{"account_id", "product_name", "title": "UsageCapExceeded", "period": "Monthly", "scope": "Product",
+"detail": "Usage cap exceeded: Monthly product cap", "type": ".../2/problems/usage-capped"}
+(github.com/xdevplatform/xdk issue 25).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.httpserver import Request, Response
-from sandbox.x_store import TweetRecord, UserRecord
+from sandbox.x_store import (
+    EDIT_WINDOW_S,
+    MAX_EDITS,
+    TweetRecord,
+    UserRecord,
+    XStore,
+    snowflake_floor,
+    snowflake_time,
+)
+from sandbox.x_text import cut_long_post
 
 TWEET_FIELDS = ("attachments", "author_id", "context_annotations", "conversation_id", "created_at",
                 "edit_controls", "edit_history_tweet_ids", "entities", "geo", "id", "in_reply_to_user_id",
@@ -24,9 +39,15 @@ COMMON_PARAMS = ("tweet.fields", "user.fields", "expansions", "media.fields", "p
 SEARCH_PARAMS = (*COMMON_PARAMS, "query", "max_results", "since_id", "until_id", "next_token", "start_time",
                  "end_time", "sort_order")
 MENTIONS_PARAMS = (*COMMON_PARAMS, "max_results", "since_id", "until_id", "pagination_token", "start_time",
-                   "end_time")
+                   "end_time", "exclude")
+TIMELINE_PARAMS = MENTIONS_PARAMS  # GET /2/users/:id/tweets
+EXCLUDE_VALUES = ("replies", "retweets")
 INVALID = "https://api.twitter.com/2/problems/invalid-request"
 NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
+USAGE_CAPPED = "https://api.twitter.com/2/problems/usage-capped"
+DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
+TOO_LONG = ("Your Tweet text is too long. For more information on how Twitter determines text length see "
+            "https://github.com/twitter/twitter-text.")
 UNSUPPORTED_AUTH = ("Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint. "
                     "Supported authentication types are [OAuth 1.0a User Context, OAuth 2.0 User Context].")
 _TOKEN_PREFIX = "7140dibdnow9c"
@@ -132,10 +153,35 @@ def escape_text(text: str, escape: bool = True) -> str:
     return text
 
 
-def tweet_json(t: TweetRecord, fields: set[str], escape: bool = True) -> dict[str, Any]:
+def usage_capped(period: str, scope: str, account_id: int) -> Response:
+    """X's 429 for a spent usage cap (period "Daily"/"Monthly", scope "Product"/"Account")."""
+    return Response.json({"account_id": account_id, "product_name": "standard-basic", "title": "UsageCapExceeded",
+                          "period": period, "scope": scope,
+                          "detail": f"Usage cap exceeded: {period} {scope.lower()} cap", "type": USAGE_CAPPED}, 429)
+
+
+def shown_text(t: TweetRecord, long_posts: bool) -> str:
+    """`text` as X shows it: with `long_posts`, a post over 280 is cut (the whole is in note_tweet)."""
+    if not long_posts or len(t.text) <= 140:  # nothing of 140 code points or fewer weighs over 280
+        return t.text
+    if t.cut_text is None:
+        t.cut_text = cut_long_post(t.text)
+    return t.cut_text
+
+
+def tweet_json(t: TweetRecord, fields: set[str], escape: bool = True, long_posts: bool = False) -> dict[str, Any]:
     """A post as the API shows it with `tweet.fields` = `fields`."""
-    out: dict[str, Any] = {"id": str(t.id), "text": escape_text(t.text, escape),
-                           "edit_history_tweet_ids": [str(t.id)]}
+    text = shown_text(t, long_posts)
+    out: dict[str, Any] = {"id": str(t.id), "text": escape_text(text, escape),
+                           "edit_history_tweet_ids": [str(i) for i in t.edit_history]}
+    if "note_tweet" in fields and text != t.text:
+        out["note_tweet"] = {"text": escape_text(t.text, escape)}
+    if "edit_controls" in fields:
+        chain = t.edit_history
+        first_at = t.created_at if chain[0] == t.id else snowflake_time(chain[0])
+        eligible = not t.is_retweet and t.in_reply_to_user_id in (None, t.author.id)
+        out["edit_controls"] = {"edits_remaining": max(0, MAX_EDITS + 1 - len(chain)) if eligible else 0,
+                                "is_edit_eligible": eligible, "editable_until": iso(first_at + EDIT_WINDOW_S)}
     if "author_id" in fields:
         out["author_id"] = str(t.author.id)
     if "created_at" in fields:
@@ -177,6 +223,28 @@ def tweet_json(t: TweetRecord, fields: set[str], escape: bool = True) -> dict[st
     return out
 
 
+def includes_of(store: XStore, records: list[TweetRecord], expansions: set[str], tweet_fields: set[str],
+                user_fields: set[str], escape: bool, long_posts: bool) -> dict[str, Any]:
+    """An answer's `includes`: the users and posts the `expansions` ask for."""
+    users: dict[int, UserRecord] = {}
+    for t in records:
+        if "author_id" in expansions:
+            users.setdefault(t.author.id, t.author)
+        if "in_reply_to_user_id" in expansions and t.in_reply_to_user_id is not None:
+            replied = store.user(t.in_reply_to_user_id)
+            if replied is not None:
+                users.setdefault(replied.id, replied)
+    includes: dict[str, Any] = {}
+    if users:
+        includes["users"] = [user_json(u, user_fields) for u in users.values()]
+    if "referenced_tweets.id" in expansions:
+        refs = {r for t in records for r in (t.in_reply_to_tweet_id, t.retweet_of) if r is not None}
+        found = [rec for r in sorted(refs, reverse=True) if (rec := store.tweet(r)) is not None]
+        if found:
+            includes["tweets"] = [tweet_json(rec, tweet_fields, escape, long_posts) for rec in found]
+    return includes
+
+
 def user_json(u: UserRecord, fields: set[str]) -> dict[str, Any]:
     """A user as the API shows it with `user.fields` = `fields`."""
     out: dict[str, Any] = {"id": str(u.id), "name": u.name, "username": u.username}
@@ -197,8 +265,94 @@ def user_json(u: UserRecord, fields: set[str]) -> dict[str, Any]:
     return out
 
 
+def missing(kind: str, parameter: str, value: str, detail: str) -> dict[str, Any]:
+    """One "Not Found Error" of an answer's `errors`."""
+    return {"value": value, "detail": detail, "title": "Not Found Error", "resource_type": kind,
+            "parameter": parameter, "resource_id": value, "type": NOT_FOUND}
+
+
 def not_found(kind: str, parameter: str, value: str, detail: str) -> Response:
     """X's 200 answer with a "Not Found Error" in `errors` (how lookups report missing users and posts)."""
-    return Response.json({"errors": [{"value": value, "detail": detail, "title": "Not Found Error",
-                                      "resource_type": kind, "parameter": parameter, "resource_id": value,
-                                      "type": NOT_FOUND}]})
+    return Response.json({"errors": [missing(kind, parameter, value, detail)]})
+
+
+def invalid_request(bad: BadRequest) -> Response:
+    """X's 400 "Invalid Request" problem naming the parameter."""
+    return Response.json({"errors": [{"parameters": {bad.parameter: [bad.value]}, "message": bad.message}],
+                          "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+                          "type": INVALID}, 400)
+
+
+def time_bounds(request: Request, until_id: int | None) -> tuple[int, int | None]:
+    """start_time/end_time (and until_id) as the lowest id and the id bound below which posts lie."""
+    min_id, upper = 0, until_id
+    start, end = request.arg("start_time"), request.arg("end_time")
+    if start:
+        min_id = snowflake_floor(parse_time("start_time", start))
+    if end:
+        end_id = snowflake_floor(parse_time("end_time", end))
+        upper = end_id if upper is None else min(upper, end_id)
+    return min_id, upper
+
+
+# -- limits beyond the 15-minute windows -------------------------------------------------------------
+
+def _period_key(period: str, epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    return moment.strftime("%Y-%m-%d") if period == "Daily" else moment.strftime("%Y-%m")
+
+
+@dataclass
+class UsageCap:
+    """A usage cap on posts read (Post consumption) per UTC day or month, for the product or account."""
+
+    posts: int
+    period: str = "Monthly"  # "Daily" | "Monthly"
+    scope: str = "Product"  # "Product" | "Account"
+    used: int = 0
+    key: str = ""
+
+    def spent(self, now: float) -> bool:
+        self._roll(now)
+        return self.used >= self.posts
+
+    def bill(self, posts: int, now: float) -> None:
+        self._roll(now)
+        self.used += posts
+
+    def _roll(self, now: float) -> None:
+        key = _period_key(self.period, now)
+        if key != self.key:
+            self.key, self.used = key, 0
+
+
+@dataclass
+class DailyPostLimit:
+    """POST /2/tweets' 24-hour limits, per user and per app, and the headers X reports them in:
+    x-user-limit-24hour-limit/-remaining/-reset and x-app-limit-24hour-limit/-remaining/-reset."""
+
+    user: int = 100  # Basic: 100 / 24 h per user, 1667 / 24 h per app (tweepy discussion 2129)
+    app: int = 1667
+    windows: dict[str, list[float]] = field(default_factory=dict)  # "user"/"app" -> [reset, used]
+
+    def _window(self, who: str, now: float) -> list[float]:
+        window = self.windows.get(who)
+        if window is None or now >= window[0]:
+            window = self.windows[who] = [float(int(now) + 24 * 3600), 0]
+        return window
+
+    def exhausted(self, now: float) -> bool:
+        return (self._window("user", now)[1] >= self.user) or (self._window("app", now)[1] >= self.app)
+
+    def count(self, now: float) -> None:
+        for who in ("user", "app"):
+            self._window(who, now)[1] += 1
+
+    def headers(self, now: float) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for who, limit in (("user", self.user), ("app", self.app)):
+            reset, used = self._window(who, now)
+            out.update({f"x-{who}-limit-24hour-limit": str(limit),
+                        f"x-{who}-limit-24hour-remaining": str(max(0, int(limit - used))),
+                        f"x-{who}-limit-24hour-reset": str(int(reset))})
+        return out

@@ -82,7 +82,7 @@ def test_sources_per_query_and_account(emulator: XApiEmulator, clock: Any) -> No
 
 
 def test_5000_posts_across_60_pages_once_and_new_ones_next_time(emulator: XApiEmulator, clock: Any) -> None:
-    adapter = make_adapter(emulator, clock, page_size=84)  # 5000 / 84 -> 60 pages
+    adapter = make_adapter(emulator, clock, page_size=84, read_per_poll=30_000)  # 5000 / 84 -> 60 pages
     source = adapter.sources()[0]
     ids = [emulator.add_tweet(CUSTOMER, f"acme post {i}") for i in range(5000)]
     added_during_paging: list[str] = []
@@ -167,6 +167,7 @@ def test_cursor_older_than_search_window_reads_the_window(emulator: XApiEmulator
     adapter = make_adapter(emulator, clock)
     source = adapter.sources()[0]
     emulator.add_tweet(CUSTOMER, "acme old")
+    clock.advance(seconds=31)  # past the settle window: the cursor is that post's id
     cursor = adapter.fetch(source, None).next_cursor
     clock.advance(days=8)
     fresh = emulator.add_tweet(CUSTOMER, "acme fresh")

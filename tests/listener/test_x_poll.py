@@ -35,10 +35,11 @@ def emulator(clock: FakeClock) -> Iterator[XApiEmulator]:
         yield server
 
 
-def adapter_for(emulator: XApiEmulator, clock: FakeClock, page_size: int | None = None, **creds: str) -> XPlatform:
+def adapter_for(emulator: XApiEmulator, clock: FakeClock, page_size: int | None = None,
+                read_per_poll: int = 1000, **creds: str) -> XPlatform:
     credentials = {**emulator.credentials.as_dict(), **creds}
     return XPlatform([XBrand("Acme", [QUERY], ["acme_help"])], **credentials, base_url=emulator.url, clock=clock,
-                     timeout=2, page_size=page_size)
+                     timeout=2, page_size=page_size, read_per_poll=read_per_poll)
 
 
 class Stub:
@@ -63,7 +64,7 @@ def cursor_of(sessions: sessionmaker[Session], source: str) -> str | None:
 def test_5000_posts_across_60_pages_arrive_complete_and_once(sessions: sessionmaker[Session], clock: FakeClock,
                                                              emulator: XApiEmulator) -> None:
     ids = [emulator.add_tweet(CUSTOMER, f"acme problem number {n}") for n in range(5000)]
-    adapter = adapter_for(emulator, clock, page_size=84)  # 5000 / 84 -> 60 pages
+    adapter = adapter_for(emulator, clock, page_size=84, read_per_poll=30_000)  # 5000 / 84 -> 60 pages
     [search, _mentions] = adapter.sources()
     arrived_mid_poll: list[str] = []
 
@@ -85,28 +86,42 @@ def test_5000_posts_across_60_pages_arrive_complete_and_once(sessions: sessionma
     # a restart: new poller, new adapter, cursor from the database; only the late posts come
     restarted = make_poller(sessions, Stub(), clock=clock)
     read_before = emulator.posts_read
-    second = restarted.poll_once(adapter_for(emulator, clock, page_size=84), search)
+    second = restarted.poll_once(adapter_for(emulator, clock, page_size=84, read_per_poll=30_000), search)
     assert second.new == 3 and emulator.posts_read - read_before == 3
     assert sorted(stored_ids(sessions), key=int) == sorted(ids + arrived_mid_poll, key=int)
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(QueueItem)) == 5003
 
 
-def test_rate_limit_loses_nothing_and_resumes_after_the_reset(sessions: sessionmaker[Session], clock: FakeClock,
-                                                              emulator: XApiEmulator) -> None:
-    for n in range(250):
-        emulator.add_tweet(CUSTOMER, f"acme issue {n}")
+def test_rate_limit_keeps_the_pages_read_and_resumes_after_the_reset(
+    sessions: sessionmaker[Session], clock: FakeClock, emulator: XApiEmulator
+) -> None:
+    ids = [emulator.add_tweet(CUSTOMER, f"acme issue {n}") for n in range(250)]
     adapter = adapter_for(emulator, clock)
     search = adapter.sources()[0]
     poller = make_poller(sessions, Stub(), clock=clock)
     emulator.faults.inject("rate_limit_burst:1", path_prefix="/2/tweets/search/recent", after=1)  # page 2: 429
+    first = poller.poll_once(adapter, search)  # page 1 is kept, the cursor records the unread rest
+    assert first.new == 100 and first.retry_at is not None and first.retry_at > clock()
+    assert sorted(stored_ids(sessions), key=int) == ids[-100:]
+    assert (cursor_of(sessions, search.name) or "").startswith("{")
+    clock.now_value = first.retry_at + timedelta(seconds=1)
+    result = poller.poll_once(adapter, search)
+    assert result.new == 150 and sorted(stored_ids(sessions), key=int) == ids
+    assert poller.poll_once(adapter, search).new == 0
+
+
+def test_a_429_on_the_first_page_keeps_the_cursor(sessions: sessionmaker[Session], clock: FakeClock,
+                                                  emulator: XApiEmulator) -> None:
+    emulator.add_tweet(CUSTOMER, "acme one")
+    adapter = adapter_for(emulator, clock)
+    search = adapter.sources()[0]
+    poller = make_poller(sessions, Stub(), clock=clock)
+    emulator.faults.inject("rate_limit_burst:1", path_prefix="/2/tweets/search/recent")
     with pytest.raises(RateLimited) as info:
         poller.poll_once(adapter, search)
     assert info.value.retry_at > clock()
     assert stored_ids(sessions) == [] and cursor_of(sessions, search.name) is None
-    clock.now_value = info.value.retry_at + timedelta(seconds=1)
-    result = poller.poll_once(adapter, search)
-    assert result.new == 250 and len(set(stored_ids(sessions))) == 250
 
 
 @pytest.mark.parametrize("fault", ["http_503", "malformed_json", "truncated_json"])
@@ -154,35 +169,52 @@ def test_hostile_posts_never_crash_the_poll(sessions: sessionmaker[Session], clo
     assert any("NUL character(s) replaced" in r.getMessage() for r in caplog.records)  # the logged reason
 
 
-def test_replies_reach_the_emulator_exactly_once_across_a_crash(sessions: sessionmaker[Session], clock: FakeClock,
-                                                                emulator: XApiEmulator) -> None:
+def real_x(emulator: XApiEmulator, on: bool) -> None:
+    """Switch on what real X does and a plain emulator does not: search finds posts 20 s late, the same
+    text twice from one account is a 403 duplicate, lengths are counted by twitter-text."""
+    if on:
+        emulator.search_delay_s = 20
+        emulator.refuse_duplicates()
+        emulator.weighted_length_check = True
+
+
+def poll_the_complaint(sessions: sessionmaker[Session], clock: FakeClock, emulator: XApiEmulator,
+                       adapter: XPlatform) -> str:
     post_id = emulator.add_tweet(CUSTOMER, "acme my router is dead, please help")
-    adapter = adapter_for(emulator, clock)
-    search = adapter.sources()[0]
-    make_poller(sessions, Stub(), clock=clock).poll_once(adapter, search)
+    clock.advance(seconds=21)  # search has indexed it
+    make_poller(sessions, Stub(), clock=clock).poll_once(adapter, adapter.sources()[0])
     with sessions.begin() as session:
         mention = session.scalars(select(Mention).where(Mention.external_id == post_id)).one()
         session.add(Reply(mention_id=mention.id, platform="x", text="Sorry Kim, a new router is on its way.",
                           idempotency_key="k1"))
+    return post_id
 
-    class Crash(BaseException):
-        pass
 
-    class CrashAfterPost:
-        def __init__(self, inner: XPlatform) -> None:
-            self.inner = inner
+class Crash(BaseException):
+    pass
 
-        def post_reply(self, mention: Any, text: str) -> str:
-            self.inner.post_reply(mention, text)
+
+class CrashAfterPost:
+    """The adapter, but the worker dies right after X accepted the reply; `misses` find_reply calls
+    find nothing (as a search that has not indexed the reply yet would)."""
+
+    def __init__(self, inner: XPlatform, misses: int = 0, crash: bool = True) -> None:
+        self.inner, self.misses, self.crash = inner, misses, crash
+
+    def post_reply(self, mention: Any, text: str) -> str:
+        posted = self.inner.post_reply(mention, text)
+        if self.crash:
             raise Crash
+        return posted
 
-        def find_reply(self, mention: Any, text: str) -> str | None:
-            return self.inner.find_reply(mention, text)
+    def find_reply(self, mention: Any, text: str) -> str | None:
+        if self.misses > 0:
+            self.misses -= 1
+            return None
+        return self.inner.find_reply(mention, text)
 
-    with pytest.raises(Crash):
-        Dispatcher(sessions, {"x": CrashAfterPost(adapter)}, clock=clock).dispatch_due()
-    clock.advance(minutes=5)
-    [outcome] = Dispatcher(sessions, {"x": adapter}, clock=clock).dispatch_due()
+
+def assert_one_reply(emulator: XApiEmulator, post_id: str, outcome: Any) -> None:
     assert outcome.state == ReplyState.SENT.value and outcome.recovered
     posted = emulator.store.tweet(int(post_id))
     assert posted is not None and posted.reply_count == 1
@@ -191,11 +223,48 @@ def test_replies_reach_the_emulator_exactly_once_across_a_crash(sessions: sessio
     assert reply.author.username == "acme_help"
 
 
+@pytest.mark.parametrize("real", [False, True], ids=["plain", "search-delay+duplicates"])
+def test_replies_reach_the_emulator_exactly_once_across_a_crash(sessions: sessionmaker[Session], clock: FakeClock,
+                                                                emulator: XApiEmulator, real: bool) -> None:
+    real_x(emulator, real)
+    adapter = adapter_for(emulator, clock)
+    post_id = poll_the_complaint(sessions, clock, emulator, adapter)
+    with pytest.raises(Crash):
+        Dispatcher(sessions, {"x": CrashAfterPost(adapter)}, clock=clock).dispatch_due()
+    clock.advance(minutes=5)
+    [outcome] = Dispatcher(sessions, {"x": adapter}, clock=clock).dispatch_due()
+    assert_one_reply(emulator, post_id, outcome)
+
+
+def test_a_crash_whose_reply_is_not_found_at_first_ends_in_one_reply(
+    sessions: sessionmaker[Session], clock: FakeClock, emulator: XApiEmulator
+) -> None:
+    """The recovery's first look finds nothing, so it posts again: X refuses the copy as a duplicate,
+    the dispatcher looks again (Duplicate -> find_reply) and settles the reply as sent, once."""
+    real_x(emulator, True)
+    adapter = adapter_for(emulator, clock)
+    post_id = poll_the_complaint(sessions, clock, emulator, adapter)
+    with pytest.raises(Crash):
+        Dispatcher(sessions, {"x": CrashAfterPost(adapter)}, clock=clock).dispatch_due()
+    clock.advance(minutes=5)
+    platforms = {"x": CrashAfterPost(adapter, misses=1, crash=False)}
+    outcomes = Dispatcher(sessions, platforms, clock=clock).dispatch_due()
+    for _ in range(5):  # a "look again later" outcome is retried after its backoff
+        if outcomes and outcomes[-1].state == ReplyState.SENT.value:
+            break
+        clock.advance(minutes=10)
+        outcomes = Dispatcher(sessions, platforms, clock=clock).dispatch_due()
+    assert_one_reply(emulator, post_id, outcomes[-1])
+    posts = [path for method, path, _ in emulator.log if method == "POST" and path == "/2/tweets"]
+    assert len(posts) == 2  # the second one was refused as a duplicate
+
+
 def test_a_backlog_beyond_one_polls_page_cap_is_drained_without_a_gap(
     sessions: sessionmaker[Session], clock: FakeClock, emulator: XApiEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(XPlatform, "MAX_PAGES", 3)
     ids = [emulator.add_tweet(CUSTOMER, f"acme outage report {n}") for n in range(75)]
+    clock.advance(seconds=31)  # past the search settle window: the drained cursor is a plain since_id
     adapter = adapter_for(emulator, clock, page_size=10)  # 30 posts per poll
     search = adapter.sources()[0]
     poller = make_poller(sessions, Stub(), clock=clock)

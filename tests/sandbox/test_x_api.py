@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -411,3 +412,172 @@ def test_100k_posts_search_stays_fast(emu: XApiEmulator, api: Api, clock: Any) -
     page = api.get(SEARCH, query="acme -is:retweet", max_results=100).json()
     assert page["meta"]["result_count"] == 100 and "next_token" in page["meta"]
     assert time.perf_counter() - started < 1.0, "id-range scans must not touch all posts"
+
+
+# -- real-X behaviours, each switched on -----------------------------------------------------------
+
+def test_duplicate_content_is_refused_within_the_window(emu: XApiEmulator, client: tweepy.Client, clock: Any) -> None:
+    root = emu.add_tweet("jane", "@acme help")
+    client.create_tweet(text="We are on it", in_reply_to_tweet_id=root)
+    client.create_tweet(text="We are on it", in_reply_to_tweet_id=root)  # off by default: accepted
+    emu.refuse_duplicates(window_s=600)
+    with pytest.raises(tweepy.Forbidden) as info:
+        client.create_tweet(text="We are on it", in_reply_to_tweet_id=root)
+    assert info.value.response.json() == {"title": "Forbidden", "status": 403, "type": "about:blank",
+                                          "detail": "You are not allowed to create a Tweet with duplicate content."}
+    clock.advance(seconds=601)
+    client.create_tweet(text="We are on it", in_reply_to_tweet_id=root)
+
+
+def test_weighted_length_counts_like_twitter_text(emu: XApiEmulator, client: tweepy.Client) -> None:
+    link = "https://example.com/" + "x" * 300  # 320 characters, 23 by X's count
+    with pytest.raises(tweepy.Forbidden, match="text is too long"):
+        client.create_tweet(text=link)  # off: code points are counted
+    emu.weighted_length_check = True
+    client.create_tweet(text=link)
+    client.create_tweet(text="故" * 140)  # 140 CJK characters weigh 280 (twitter-text v3)
+    with pytest.raises(tweepy.Forbidden, match="text is too long"):
+        client.create_tweet(text="故" * 141)
+
+
+def test_search_sees_a_post_only_after_the_indexing_delay(emu: XApiEmulator, client: tweepy.Client,
+                                                          clock: Any) -> None:
+    emu.search_delay_s = 20
+    post = emu.add_tweet("jane", "@acme_help slow")
+    slower = emu.add_tweet("jane", "@acme_help slower", index_delay_s=40)
+    assert "data" not in client.search_recent_tweets("acme_help")
+    user_id = client.get_user(username="acme_help")["data"]["id"]
+    assert [t["id"] for t in client.get_users_mentions(user_id)["data"]] == [slower, post]  # no delay there
+    assert client.get_tweet(post)["data"]["id"] == post
+    clock.advance(seconds=20)
+    assert [t["id"] for t in client.search_recent_tweets("acme_help")["data"]] == [post]
+    clock.advance(seconds=20)
+    assert [t["id"] for t in client.search_recent_tweets("acme_help")["data"]] == [slower, post]
+
+
+def test_search_end_time_must_be_ten_seconds_back(emu: XApiEmulator, api: Api, clock: Any) -> None:
+    now = clock()
+    resp = api.get(SEARCH, query="acme", end_time=(now - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert resp.status_code == 400
+    assert "'end_time' must be a minimum of 10 seconds prior to the request time" in resp.json()["errors"][0]["message"]
+    assert api.get(SEARCH, query="acme", end_time=(now - timedelta(seconds=10)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")).status_code == 200
+
+
+def test_usage_cap_answers_x_s_problem_until_the_period_ends(emu: XApiEmulator, api: Api, clock: Any) -> None:
+    for i in range(15):
+        emu.add_tweet("jane", f"acme {i}")
+    emu.set_usage_cap(12, period="Daily", scope="Account")
+    assert len(api.get(SEARCH, query="acme", max_results=10).json()["data"]) == 10
+    assert len(api.get(SEARCH, query="acme", max_results=10).json()["data"]) == 10  # 20 read: now over
+    capped = api.get(SEARCH, query="acme")
+    assert capped.status_code == 429 and capped.headers["x-rate-limit-remaining"] != "0"
+    body = capped.json()
+    assert {k: body[k] for k in ("title", "period", "scope", "detail", "type")} == {
+        "title": "UsageCapExceeded", "period": "Daily", "scope": "Account",
+        "detail": "Usage cap exceeded: Daily account cap", "type": "https://api.twitter.com/2/problems/usage-capped"}
+    assert api.get("/2/users/by/username/jane").status_code == 200  # user lookups read no posts
+    clock.now_value = clock().replace(hour=0, minute=0) + timedelta(days=1)
+    assert api.get(SEARCH, query="acme").status_code == 200
+
+
+def test_posting_limits_carry_their_headers_and_run_out(emu: XApiEmulator, client: tweepy.Client,
+                                                        clock: Any) -> None:
+    emu.set_daily_post_limits(user=2, app=1667)
+    seen: list[Any] = []
+    client.session.hooks["response"].append(lambda r, *a, **k: seen.append(r.headers))
+    client.create_tweet(text="one")
+    start = int(clock.timestamp())
+    assert (seen[-1]["x-user-limit-24hour-limit"], seen[-1]["x-user-limit-24hour-remaining"]) == ("2", "1")
+    assert seen[-1]["x-app-limit-24hour-remaining"] == "1666"
+    assert seen[-1]["x-user-limit-24hour-reset"] == str(start + 86400)
+    client.create_tweet(text="two")
+    with pytest.raises(tweepy.TooManyRequests) as info:
+        client.create_tweet(text="three")
+    headers = info.value.response.headers
+    assert headers["x-user-limit-24hour-remaining"] == "0" and headers["x-rate-limit-remaining"] != "0"
+    clock.advance(hours=24)
+    client.create_tweet(text="three")
+
+
+def test_long_posts_come_cut_with_note_tweet_only_when_asked(emu: XApiEmulator, client: tweepy.Client) -> None:
+    emu.long_posts = True
+    text = "acme " + "very long complaint " * 40
+    emu.add_tweet("jane", text)
+    plain = client.search_recent_tweets("acme")["data"][0]
+    assert plain["text"].endswith("\u2026") and len(plain["text"]) < 290 and "note_tweet" not in plain
+    full = client.search_recent_tweets("acme", tweet_fields=["note_tweet"])["data"][0]
+    assert full["note_tweet"] == {"text": text} and full["text"] == plain["text"]
+    emu.add_tweet("jane", "acme short")
+    short = client.search_recent_tweets("acme short", tweet_fields=["note_tweet"])["data"][0]
+    assert "note_tweet" not in short
+
+
+def test_a_retweet_gets_x_s_truncated_text(emu: XApiEmulator, client: tweepy.Client) -> None:
+    original = emu.add_tweet("microbit_edu", "The micro:bit continues to be popular for entry level coding but with "
+                                             "the benefit of having real outputs students can see and touch")
+    retweet = emu.retweet("jane", original)
+    data = client.get_tweet(retweet, tweet_fields=["referenced_tweets"])["data"]
+    # as recorded in tweepy's cassettes/test_client_get_home_timeline.yaml
+    assert data["text"] == ("RT @microbit_edu: The micro:bit continues to be popular for entry level coding but with "
+                            "the benefit of having real outputs students can see\u2026")
+    assert data["referenced_tweets"] == [{"type": "retweeted", "id": original}]
+
+
+def test_edits_chain_ids_and_search_lists_the_newest(emu: XApiEmulator, client: tweepy.Client, clock: Any) -> None:
+    post = emu.add_tweet("jane", "acme my order")
+    clock.advance(minutes=1)
+    first = emu.edit_tweet(post, "acme my order is late")
+    clock.advance(minutes=1)
+    second = emu.edit_tweet(first, "acme my order is very late")
+    listed = client.search_recent_tweets("acme")["data"]
+    assert [t["id"] for t in listed] == [second]
+    assert listed[0]["edit_history_tweet_ids"] == [post, first, second]
+    old = client.get_tweet(post, tweet_fields=["edit_controls"])["data"]  # a version asked for by id
+    assert old["text"] == "acme my order" and old["edit_history_tweet_ids"] == [post, first, second]
+    assert old["edit_controls"]["edits_remaining"] == 3
+    emu.list_superseded_versions = True
+    assert [t["id"] for t in client.search_recent_tweets("acme")["data"]] == [second, first, post]
+    with pytest.raises(ValueError, match="not the newest"):
+        emu.edit_tweet(post, "again")
+    clock.advance(minutes=30)
+    with pytest.raises(ValueError, match="30-minute"):
+        emu.edit_tweet(second, "too late")
+    emu.delete_tweet(first)  # any version takes the chain with it
+    assert "data" not in client.search_recent_tweets("acme")
+
+
+def test_replies_to_others_cannot_be_edited(emu: XApiEmulator) -> None:
+    root = emu.add_tweet("acme", "new plans")
+    reply = emu.add_tweet("jane", "too expensive", in_reply_to=root)
+    with pytest.raises(ValueError, match="replies to others"):
+        emu.edit_tweet(reply, "far too expensive")
+
+
+def test_user_timeline(emu: XApiEmulator, client: tweepy.Client, api: Api) -> None:
+    root = emu.add_tweet("jane", "@acme_help broken")
+    own = [client.create_tweet(text=f"reply {i}", in_reply_to_tweet_id=root)["data"]["id"] for i in range(7)]
+    standalone = emu.add_tweet("acme_help", "status: all systems normal")
+    emu.retweet("acme_help", root)
+    user_id = client.get_user(username="acme_help")["data"]["id"]
+    pages = list(tweepy.Paginator(client.get_users_tweets, user_id, max_results=5, exclude=["retweets"]))
+    assert [t["id"] for p in pages for t in p["data"]] == [standalone, *own[::-1]]
+    since = client.get_users_tweets(user_id, since_id=own[4], exclude=["retweets", "replies"])
+    assert [t["id"] for t in since["data"]] == [standalone]
+    until = client.get_users_tweets(user_id, until_id=own[2], tweet_fields=["referenced_tweets"])
+    assert [t["id"] for t in until["data"]] == own[1::-1]
+    for bad in ({"max_results": 4}, {"max_results": 101}, {"exclude": "quotes"}):
+        assert api.get(f"/2/users/{user_id}/tweets", **bad).status_code == 400
+
+
+def test_users_by_usernames_and_mentions_exclude(emu: XApiEmulator, client: tweepy.Client, api: Api) -> None:
+    found = client.get_users(usernames=["acme", "acme_help", "ghost_account"])
+    assert [u["username"] for u in found["data"]] == ["acme", "acme_help"]
+    assert found["errors"][0]["detail"] == "Could not find user with usernames: [ghost_account]."
+    post = emu.add_tweet("jane", "@acme_help hi")
+    emu.retweet("bob", post)
+    user_id = found["data"][1]["id"]
+    assert len(api.get(f"/2/users/{user_id}/mentions", exclude="retweets").json()["data"]) == 1
+    assert len(api.get(f"/2/users/{user_id}/mentions").json()["data"]) == 2
+    emu.mentions_exclude = False  # X's OpenAPI spec lists no exclude on the mentions timeline
+    assert api.get(f"/2/users/{user_id}/mentions", exclude="retweets").status_code == 400

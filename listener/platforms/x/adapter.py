@@ -4,8 +4,34 @@ Only `tweepy.Client` talks to the API. With `base_url` set (the sandbox emulator
 a `RewritingAdapter` on the client's session sends tweepy's requests there instead of
 api.twitter.com; it also gives every request a timeout, which tweepy does not.
 
-No tweepy type leaves this module: fetch returns `MentionData`, errors are the `PlatformError`
-family of `listener.platforms.base`. Error messages name the config key to fix, never a token.
+No tweepy type leaves this package: fetch returns `MentionData` (reading.py: long posts, retweets,
+edits), errors are the `PlatformError` family of `listener.platforms.base` (errors.py: which 403 is
+which, which limit a 429 is). Error messages name the config key to fix, never a token.
+
+Polling (the cursor is x/cursor.py):
+- since_id polling, newest first; a backlog beyond one poll's read budget (`read_per_poll`,
+  platforms.x.read_budget.per_poll) or MAX_PAGES pages is drained downwards with until_id over the
+  next polls; a day budget per source (`read_per_day`) counts in the cursor and, once spent, stops
+  the poll with `interrupted` = RateLimited(next 00:00 UTC, scope "read budget per day"); a 429
+  after some pages keeps what was read (`FetchResult.interrupted`).
+- Search indexing delay: X's search finds a post some 10-30 s after it was written, so a post can
+  turn up below a since_id already stored and would never be read. Search sources therefore move
+  their since_id (the watermark) only up to posts older than `settle` (30 s); the younger posts
+  above it are read again by the next poll and not returned twice (the cursor's `recent`). Those
+  re-reads are not counted against the read budget, and X counts a post returned twice in a UTC
+  day once against its Post cap ("Posts are deduplicated daily", docs.x.com tweet cap). Over
+  RECENT_MAX young posts the watermark moves to the newest (logged). A post search indexes more
+  than `settle` late can still be missed. (The other design, end_time = now - 30 s, delays every
+  post by 30 s and moves each poll's window with the clock.)
+- Mentions ask for exclude=retweets (shown in docs.x.com's mentions quickstart; X's OpenAPI spec
+  2.159 lists no `exclude` there, so a 400 naming it turns it off for the adapter's life), and
+  retweets are skipped on every source (a share is not a customer speaking; reading.py).
+
+Replies: local weighted-length check (twitter-text via SPECS, URLs count 23) -> ContentRejected;
+the reply goes to the newest revision of an edited post. `find_reply` reads the brand accounts'
+own timelines (GET /2/users/:id/tweets since the mention), which need no search indexing.
+`preflight` looks up the configured accounts with the bearer token (one users/by request; nothing
+when no account is configured) and, with user-context keys, checks GET /2/users/me is one of them.
 """
 
 from __future__ import annotations
@@ -22,6 +48,7 @@ import tweepy
 from listener.platforms import SPECS
 from listener.platforms.base import (
     AuthFailed,
+    ContentRejected,
     FetchResult,
     PlatformError,
     RateLimited,
@@ -31,12 +58,34 @@ from listener.platforms.base import (
 )
 from listener.platforms.http import DEFAULT_TIMEOUT, mount_rewriter
 from listener.platforms.x.cursor import XCursor
+from listener.platforms.x.errors import next_utc_day, translate
+from listener.platforms.x.reading import (
+    Batch,
+    comparable,
+    newest_per_chain,
+    read_pages,
+    replied_to,
+    snowflake_time,
+    to_mention,
+)
 from models.config import Config
-from models.domain import AuthorData, MentionData, clean_json, clean_text
+from models.domain import MentionData
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 NAME = "x"  # its key in listener.platforms.SPECS
+_SDK_ERRORS = (tweepy.TweepyException, requests.RequestException, ValueError, KeyError, TypeError, AttributeError)
+
+
+class _QuietExclude(logging.Filter):
+    """tweepy 4.17 does not list `exclude` for get_users_mentions, which X accepts (docs.x.com user
+    mention quickstart); it sends it anyway and logs "Unexpected parameter: exclude" each time."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Unexpected parameter: exclude"
+
+
+logging.getLogger("tweepy.client").addFilter(_QuietExclude())
 
 
 @dataclass
@@ -52,18 +101,22 @@ class _StaleCursor(Exception):
     """X refused a since_id older than the search window."""
 
 
-def _unescape(text: str) -> str:
-    """Undo the entity escaping X applies to post texts (only &amp; &lt; &gt;)."""
-    if "&" not in text:
-        return text
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+class _NoExclude(Exception):
+    """X refused `exclude` on the mentions timeline (its OpenAPI spec lists none there)."""
 
 
-def _strip_leading_mentions(text: str) -> str:
-    words = text.split(" ")
-    while words and words[0].startswith("@"):
-        words.pop(0)
-    return " ".join(words).strip()
+@dataclass(frozen=True)
+class _Plan:
+    """How to read one source: the SDK method and its arguments, X's page bounds."""
+
+    method: Callable[..., Any]
+    args: tuple[Any, ...]
+    fields: dict[str, Any]
+    what: str
+    page_size: int
+    min_page: int
+    token_param: str
+    settles: bool  # search: the watermark waits out the indexing delay
 
 
 class XPlatform:
@@ -72,14 +125,16 @@ class XPlatform:
     platform = NAME
     MAX_TEXT = SPECS[NAME].reply_limit  # the one home of the limit: listener.platforms.SPECS
     PAGE_SIZE = 100  # search/recent: 10-100
-    MENTIONS_PAGE_SIZE = 100  # users/:id/mentions: 5-100
-    # Pages per fetch. Below the 450 requests of a search window, so one poll never rate-limits itself;
-    # a larger backlog is drained over the next polls (see `fetch`), never skipped.
+    MENTIONS_PAGE_SIZE = 100  # users/:id/mentions and /tweets: 5-100
+    # Pages per fetch at most (besides the read budget). Below the 450 requests of a search window,
+    # so one poll never rate-limits itself; a larger backlog is drained over the next polls.
     MAX_PAGES = 300
-    RATE_LIMIT_FALLBACK = timedelta(minutes=15)
+    SETTLE = timedelta(seconds=30)  # search finds a post within this long after it was written
+    RECENT_MAX = 500  # unsettled posts a search cursor remembers at most
+    FIND_PAGES = 10  # timeline pages (of 100) find_reply reads per account at most
     HOSTS = ("https://api.twitter.com", "https://api.x.com")
     TWEET_FIELDS = ["created_at", "author_id", "conversation_id", "lang", "public_metrics",
-                    "referenced_tweets", "in_reply_to_user_id"]
+                    "referenced_tweets", "in_reply_to_user_id", "edit_history_tweet_ids", "note_tweet"]
     USER_FIELDS = ["username", "name", "public_metrics", "created_at"]
     USER_CONTEXT_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 
@@ -88,12 +143,16 @@ class XPlatform:
                  base_url: str | None = None, session: requests.Session | None = None,
                  clock: Callable[[], datetime] | None = None,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
-                 page_size: int | None = None) -> None:
+                 page_size: int | None = None, read_per_poll: int = 1000, read_per_day: int | None = None,
+                 settle: timedelta | None = None) -> None:
         self.brands = {b.name: b for b in brands}
         self._user_keys = {"consumer_key": consumer_key, "consumer_secret": consumer_secret,
                            "access_token": access_token, "access_token_secret": access_token_secret}
         self.clock = clock or (lambda: datetime.now(UTC))
         self.page_size = page_size or self.PAGE_SIZE
+        self.read_per_poll = read_per_poll
+        self.read_per_day = read_per_day
+        self.settle = self.SETTLE if settle is None else settle
         self._client = tweepy.Client(
             bearer_token=bearer_token, consumer_key=consumer_key or None,
             consumer_secret=consumer_secret or None, access_token=access_token or None,
@@ -103,6 +162,8 @@ class XPlatform:
             self._client.session = session
         mount_rewriter(self._client.session, list(self.HOSTS), base_url, timeout)
         self._user_ids: dict[str, str] = {}
+        self._me: str | None = None  # the handle of the user-context account, once preflight saw it
+        self._mentions_exclude = True  # until X refuses exclude=retweets on the mentions timeline
 
     # -- PlatformAdapter ------------------------------------------------------------------------
 
@@ -118,56 +179,95 @@ class XPlatform:
                 out.append(Source(name, NAME, brand.name, "mentions", handle))
         return out
 
-    def fetch(self, source: Source, cursor: str | None) -> FetchResult:
-        """Posts newer than `cursor`, oldest first, and the cursor to store once they are saved.
-
-        The cursor (x/cursor.py) is a since_id. X answers newest first, so a backlog larger than
-        MAX_PAGES pages is drained newest part first: the cursor then also holds `until` and
-        `newest`, and the next polls read on downwards with `until_id` until nothing is left.
-        """
-        parsed = XCursor.parse(cursor)
-        since, until, pending_newest = parsed.since, parsed.until, parsed.newest
-        brand = self._brand(source.brand)
-        fields: dict[str, Any] = {"tweet_fields": self.TWEET_FIELDS, "expansions": ["author_id"],
-                                  "user_fields": self.USER_FIELDS}
-        if source.kind == "search":
-            method: Callable[..., Any] = self._client.search_recent_tweets
-            args: tuple[Any, ...] = (source.target,)
-            fields["max_results"] = self.page_size
-            what = f"searching {source.target!r}"
-        elif source.kind == "mentions":
-            method = self._client.get_users_mentions
-            args = (self._user_id(source.target),)
-            fields["max_results"] = min(self.page_size, self.MENTIONS_PAGE_SIZE)
-            what = f"reading the mentions of @{source.target}"
-        else:
-            raise ValueError(f"X has no source kind {source.kind!r}")
-        if until:
-            fields["until_id"] = until
+    def preflight(self) -> None:
+        """Check the credentials before the first poll (see the module doc for what is asked)."""
         try:
-            tweets, users, newest, more = self._call(what, lambda: self._collect(method, args, fields, since))
+            self._preflight()
+        except RateLimited as exc:
+            raise Transient(f"X cannot be asked now ({exc}); the polls will report") from exc
+
+    def _preflight(self) -> None:
+        handles = list(dict.fromkeys(a.lstrip("@").casefold() for b in self.brands.values() for a in b.accounts))
+        if handles:
+            self._lookup_users(handles)
+        given = [key for key in self.USER_CONTEXT_KEYS if self._user_keys[key]]
+        if not given:
+            return
+        self._require_user_context("checking the user-context credentials")
+        answer = self._call("checking the user-context credentials (GET /2/users/me)",
+                            lambda: self._client.get_me(user_auth=True), user_context=True)
+        data = answer.get("data") if isinstance(answer, dict) else None
+        username = data.get("username") if isinstance(data, dict) else None
+        if not isinstance(username, str):
+            raise Transient("X answered GET /2/users/me without a username")
+        if handles and username.casefold() not in handles:
+            raise AuthFailed(f"platforms.x.access_token belongs to @{username}, which is none of the brands' X "
+                             f"accounts ({', '.join('@' + h for h in handles)}): replies would be posted as "
+                             f"@{username}. Generate the access token and secret while logged in as the brand's "
+                             "support account")
+        if not handles:
+            log.warning("X: no brand names an X account; replies will be posted as @%s", username)
+        self._me = username
+
+    def fetch(self, source: Source, cursor: str | None) -> FetchResult:
+        """Posts newer than `cursor`, oldest first, and the cursor to store once they are saved."""
+        state = XCursor.parse(cursor)
+        brand = self._brand(source.brand)
+        plan = self._plan(source)
+        now = self.clock()
+        today = now.astimezone(UTC).date().isoformat() if self.read_per_day is not None else None
+        read_today = state.read if today is not None and state.day == today else 0
+        day_left = None if self.read_per_day is None else self.read_per_day - read_today
+        if day_left is not None and day_left < plan.min_page:
+            kept = XCursor(state.since, state.until, state.newest, state.recent, today, read_today)
+            return FetchResult([], kept.dump(), self._day_spent(source, now))
+        allowance = self.read_per_poll if day_left is None else min(self.read_per_poll, day_left)
+        try:
+            batch = self._read(plan, state, allowance)
+        except _NoExclude:
+            log.warning("X refuses exclude=retweets on the mentions timeline; %s reads retweets and skips them",
+                        source.name)
+            self._mentions_exclude = False
+            plan = self._plan(source)
+            batch = self._read(plan, state, allowance)
         except _StaleCursor:
             log.warning("X: cursor %s of %s is older than the search window; reading the whole window",
-                        since, source.name)
-            since = None
-            tweets, users, newest, more = self._call(what, lambda: self._collect(method, args, fields, None))
-        mentions = [self._to_mention(brand, source, t, users) for t in reversed(tweets)]
-        top = pending_newest or newest
-        if more and tweets:
-            log.info("X: %s has a backlog beyond %d pages; the next polls read on below %s", source.name,
-                     self.MAX_PAGES, tweets[-1]["id"])
-            return FetchResult(mentions, XCursor(since, tweets[-1]["id"], top).dump())
-        return FetchResult(mentions, XCursor(top or since).dump())
+                        state.since, source.name)
+            state = XCursor()
+            batch = self._read(plan, state, allowance)
+        read_today += batch.read
+        recent = set(state.recent)
+        fresh = [t for t in batch.tweets if t["id"] not in recent]
+        mentions = [to_mention(t, batch.users, brand=brand.name, accounts=brand.accounts, source=source,
+                               clock=self.clock) for t in newest_per_chain(fresh)]
+        top = state.newest or batch.first_newest
+        if batch.more and batch.tweets:  # pages left: drain on from the oldest post read
+            keep = recent | {t["id"] for t in batch.tweets} if plan.settles else set()
+            newest_kept = tuple(sorted(keep, key=int)[-self.RECENT_MAX:])
+            nxt = XCursor(state.since, batch.tweets[-1]["id"], top, newest_kept, today, read_today)
+            stopped = batch.stopped
+            if stopped is None and day_left is not None and day_left - batch.read < plan.min_page:
+                stopped = self._day_spent(source, now)
+            log.info("X: %s has more to read than this poll took; the next polls read on below %s", source.name,
+                     nxt.until)
+            return FetchResult(mentions, nxt.dump(), stopped)
+        if plan.settles:
+            since, unsettled = self._settled(state.since, top, batch, recent, now)
+        else:
+            since, unsettled = top or state.since, ()
+        return FetchResult(mentions, XCursor(since, None, None, unsettled, today, read_today).dump())
 
     def post_reply(self, mention: MentionData, text: str) -> str:
-        """Reply publicly to `mention` as the authenticated account; returns the new post's id."""
+        """Reply publicly to `mention` (its newest revision) as the authenticated account; the new post's id."""
         length = SPECS[NAME].reply_length(text)
         if length > self.MAX_TEXT:
-            raise PlatformError(f"the reply is {length} characters long; X allows {self.MAX_TEXT}")
+            raise ContentRejected(f"The reply is {length} characters long as X counts them (links count 23, emoji "
+                                  f"and CJK characters 2); X allows {self.MAX_TEXT}. Shorten the reply")
         self._require_user_context("posting a reply")
-        what = f"replying to post {mention.external_id}"
+        target = mention.revision or mention.external_id
+        what = f"replying to post {target}"
         answer = self._call(what, lambda: self._client.create_tweet(
-            text=text, in_reply_to_tweet_id=mention.external_id, user_auth=True), user_context=True)
+            text=text, in_reply_to_tweet_id=target, user_auth=True), user_context=True)
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise Transient(f"X answered {what} without a post id; the reply may exist: call find_reply "
@@ -175,124 +275,102 @@ class XPlatform:
         return str(data["id"])
 
     def find_reply(self, mention: MentionData, text: str) -> str | None:
-        """Our reply to `mention` with `text`, found by searching its conversation (crash recovery)."""
+        """Our reply to `mention` (or to its revision) with `text`, from the brand accounts' own timelines."""
         brand = self._brand(mention.brand)
-        conversation = mention.conversation_id or mention.external_id
-        handles = " OR ".join(f"from:{h.lstrip('@')}" for h in brand.accounts)
-        if not handles:
-            return None
-        query = f"conversation_id:{conversation} ({handles})"
-        fields: dict[str, Any] = {"tweet_fields": ["author_id", "referenced_tweets", "conversation_id"],
-                                  "max_results": 100}
-        what = f"looking for our reply to post {mention.external_id}"
-        method = self._client.search_recent_tweets
-        try:
-            tweets, _, _, _ = self._call(what, lambda: self._collect(method, (query,), fields,
-                                                                  mention.external_id))
-        except _StaleCursor:
-            tweets, _, _, _ = self._call(what, lambda: self._collect(method, (query,), fields, None))
-        wanted = _strip_leading_mentions(clean_text(text)[0])
-        for tweet in tweets:
-            refs = tweet.get("referenced_tweets") or []
-            replied_to = [r.get("id") for r in refs if isinstance(r, dict) and r.get("type") == "replied_to"]
-            if replied_to and mention.external_id not in replied_to:
-                continue
-            found = _strip_leading_mentions(clean_text(_unescape(tweet["text"]))[0])
-            if found == wanted:
-                return str(tweet["id"])
+        targets = {i for i in (mention.external_id, mention.revision) if i}
+        since = min(targets, key=int)
+        handles = list(dict.fromkeys(h.lstrip("@").casefold() for h in [*([self._me] if self._me else []),
+                                                                            *brand.accounts]))
+        wanted = comparable(text)
+        base = {"since_id": since, "tweet_fields": ["referenced_tweets", "conversation_id", "created_at"],
+                "exclude": ["retweets"]}
+        for handle in handles:
+            user_id = self._user_id(handle)
+            what = f"looking for our reply to post {mention.external_id} in @{handle}'s posts"
+
+            def call(params: dict[str, Any], user_id: str = user_id, what: str = what) -> Any:
+                return self._call(what, lambda: self._client.get_users_tweets(user_id, **base, **params))
+
+            batch = read_pages(call, token_param="pagination_token", page_size=self.MENTIONS_PAGE_SIZE, min_page=5,
+                               allowance=self.FIND_PAGES * self.MENTIONS_PAGE_SIZE, max_pages=self.FIND_PAGES)
+            if batch.stopped is not None:
+                raise batch.stopped
+            for tweet in batch.tweets:
+                if targets & set(replied_to(tweet)) and comparable(tweet["text"]) == wanted:
+                    return str(tweet["id"])
         return None
 
-    # -- calls and errors -----------------------------------------------------------------------
+    # -- reading --------------------------------------------------------------------------------
 
-    def _collect(self, method: Callable[..., Any], args: tuple[Any, ...], fields: dict[str, Any],
-                 since_id: str | None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], str | None, bool]:
-        """Read up to MAX_PAGES pages: posts newest first, authors by id, the first page's newest_id, more left."""
-        tweets: list[dict[str, Any]] = []
-        users: dict[str, dict[str, Any]] = {}
-        seen: set[str] = set()
-        newest: str | None = None
-        pages = 0
-        more = False
-        try:
-            for page in tweepy.Paginator(method, *args, limit=self.MAX_PAGES, since_id=since_id, **fields):
-                if not isinstance(page, dict):
-                    raise Transient("X answered with something that is not a JSON object")
-                meta = page.get("meta") or {}
-                data = page.get("data") or []
-                if not isinstance(meta, dict) or not isinstance(data, list):
-                    raise Transient("X answered with a malformed page (meta/data of the wrong type)")
-                if pages == 0 and data:
-                    newest = str(meta.get("newest_id") or data[0].get("id"))
-                pages += 1
-                more = bool(meta.get("next_token"))
-                for tweet in data:
-                    if not isinstance(tweet, dict) or not isinstance(tweet.get("id"), str) \
-                            or not isinstance(tweet.get("text"), str):
-                        raise Transient("X answered with a malformed post (no id or text)")
-                    if tweet["id"] not in seen:
-                        seen.add(tweet["id"])
-                        tweets.append(tweet)
-                for user in (page.get("includes") or {}).get("users") or []:
-                    if isinstance(user, dict) and isinstance(user.get("id"), str):
-                        users[user["id"]] = user
-        except tweepy.BadRequest as exc:
-            if since_id is not None and any("since_id" in (e.get("parameters") or {})
-                                            for e in exc.api_errors if isinstance(e, dict)):
-                raise _StaleCursor() from exc
-            raise
-        return tweets, users, newest, more
+    def _plan(self, source: Source) -> _Plan:
+        fields: dict[str, Any] = {"tweet_fields": self.TWEET_FIELDS, "expansions": ["author_id"],
+                                  "user_fields": self.USER_FIELDS}
+        if source.kind == "search":
+            return _Plan(self._client.search_recent_tweets, (source.target,), fields,
+                         f"searching {source.target!r}", self.page_size, 10, "next_token",
+                         self.settle > timedelta(0))
+        if source.kind == "mentions":
+            if self._mentions_exclude:  # docs.x.com shows it; X's OpenAPI spec does not: see _NoExclude
+                fields["exclude"] = ["retweets"]
+            return _Plan(self._client.get_users_mentions, (self._user_id(source.target),),
+                         fields, f"reading the mentions of @{source.target}",
+                         min(self.page_size, self.MENTIONS_PAGE_SIZE), 5, "pagination_token", False)
+        raise ValueError(f"X has no source kind {source.kind!r}")
+
+    def _read(self, plan: _Plan, state: XCursor, allowance: int) -> Batch:
+        base = dict(plan.fields)
+        if state.since:
+            base["since_id"] = state.since
+        if state.until:
+            base["until_id"] = state.until
+
+        def page(params: dict[str, Any]) -> Any:
+            def go() -> Any:
+                try:
+                    return plan.method(*plan.args, **base, **params)
+                except tweepy.BadRequest as exc:
+                    named = {name for e in exc.api_errors if isinstance(e, dict)
+                             for name in (e.get("parameters") or {})}
+                    if "since_id" in base and "since_id" in named:
+                        raise _StaleCursor() from exc
+                    if "exclude" in base and "exclude" in named and plan.token_param == "pagination_token":
+                        raise _NoExclude() from exc
+                    raise
+            return self._call(plan.what, go)
+
+        return read_pages(page, token_param=plan.token_param, page_size=plan.page_size, min_page=plan.min_page,
+                          allowance=allowance, max_pages=self.MAX_PAGES, skip=frozenset(state.recent))
+
+    def _settled(self, since: str | None, top: str | None, batch: Batch, recent: set[str],
+                 now: datetime) -> tuple[str | None, tuple[str, ...]]:
+        """The new watermark (the newest post read that search has surely indexed) and the posts above it."""
+        known = {t["id"] for t in batch.tweets} | recent | ({top} if top else set())
+        horizon = now - self.settle
+        candidates = [i for i in known if snowflake_time(i) <= horizon] + ([since] if since else [])
+        watermark = max(candidates, key=int, default=None)
+        above = sorted((i for i in known if watermark is None or int(i) > int(watermark)), key=int)
+        if len(above) > self.RECENT_MAX:
+            log.info("X: over %d posts in the last %s; the search cursor moves to the newest", self.RECENT_MAX,
+                     self.settle)
+            return above[-1], ()
+        return watermark, tuple(above)
+
+    def _day_spent(self, source: Source, now: datetime) -> RateLimited:
+        retry_at = next_utc_day(now)
+        return RateLimited(f"{source.name} has read its {self.read_per_day} posts for today "
+                           f"(platforms.x.read_budget.per_day); it reads on at {retry_at:%Y-%m-%d %H:%M} UTC",
+                           retry_at, scope="read budget per day")
+
+    # -- calls and accounts ---------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[], T], user_context: bool = False) -> T:
         """Run one SDK interaction and translate its failures into PlatformError subclasses."""
         try:
             return fn()
-        except (PlatformError, _StaleCursor):
+        except (PlatformError, _StaleCursor, _NoExclude):
             raise
-        except tweepy.TooManyRequests as exc:
-            now = self.clock()
-            reset = getattr(exc, "reset_time", None)
-            retry_at = (datetime.fromtimestamp(reset, UTC) if reset else now + self.RATE_LIMIT_FALLBACK)
-            retry_at = max(retry_at, now + timedelta(seconds=1))
-            message = f"X rate limit reached while {what}; retry after {retry_at:%Y-%m-%d %H:%M:%S} UTC"
-            raise RateLimited(message, retry_at) from exc
-        except tweepy.Unauthorized as exc:
-            raise AuthFailed(self._auth_message(what, user_context)) from exc
-        except tweepy.Forbidden as exc:
-            detail = "; ".join(str(m) for m in exc.api_messages) or "403 Forbidden"
-            if "deleted or not visible" in detail:
-                raise TargetGone(f"X: the post is gone while {what} ({detail})") from exc
-            raise AuthFailed(f"X refused {what} (403): {detail}. The app or account lacks access: check the "
-                             "app's access level and permissions (Read and Write for replies) in the X "
-                             "developer portal, then regenerate platforms.x.access_token/access_token_secret"
-                             ) from exc
-        except tweepy.NotFound as exc:
-            raise TargetGone(f"X: not found while {what}") from exc
-        except tweepy.TwitterServerError as exc:
-            raise Transient(f"X server error (HTTP {exc.response.status_code}) while {what}") from exc
-        except tweepy.BadRequest as exc:
-            detail = "; ".join(str(m) for m in exc.api_messages) or "400 Bad Request"
-            raise PlatformError(f"X rejected the request while {what}: {detail} (check the queries and "
-                                "accounts under platforms.x)") from exc
-        except tweepy.HTTPException as exc:
-            raise Transient(f"X answered HTTP {exc.response.status_code} while {what}") from exc
-        except requests.Timeout as exc:
-            raise Transient(f"X did not answer in time while {what}") from exc
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON decode errors included
-            raise Transient(f"X answered with a malformed body while {what}: {type(exc).__name__}") from exc
-        except requests.RequestException as exc:  # connection errors, broken or truncated bodies
-            raise Transient(f"X request failed while {what}: {type(exc).__name__}") from exc
-        except tweepy.TweepyException as exc:
-            raise Transient(f"X client error while {what}: {type(exc).__name__}") from exc
-
-    def _auth_message(self, what: str, user_context: bool) -> str:
-        if user_context:
-            return (f"X rejected the user-context credentials (401) while {what}: check "
-                    "platforms.x.consumer_key, platforms.x.consumer_secret, platforms.x.access_token and "
-                    "platforms.x.access_token_secret "
-                    "(X developer portal > your app > Keys and tokens; the access token must belong to the "
-                    "brand's support account)")
-        return (f"X rejected the app bearer token (401) while {what}: set platforms.x.bearer_token to the "
-                "Bearer Token of your X app (developer portal > your app > Keys and tokens)")
+        except _SDK_ERRORS as exc:
+            raise translate(exc, what, self.clock(), user_context) from exc
 
     def _require_user_context(self, what: str) -> None:
         missing = [key for key in self.USER_CONTEXT_KEYS if not self._user_keys[key]]
@@ -306,8 +384,22 @@ class XPlatform:
         except KeyError:
             raise ValueError(f"no X brand {name!r} is configured") from None
 
+    def _lookup_users(self, handles: list[str]) -> None:
+        """Resolve the accounts' ids in one request per 100 (GET /2/users/by); missing ones are logged."""
+        for i in range(0, len(handles), 100):
+            chunk = handles[i:i + 100]
+            answer = self._call("looking up the brands' X accounts",
+                                lambda chunk=chunk: self._client.get_users(usernames=chunk))  # type: ignore[misc]
+            for user in (answer.get("data") if isinstance(answer, dict) else None) or []:
+                if isinstance(user, dict) and isinstance(user.get("id"), str) and isinstance(user.get("username"), str):
+                    self._user_ids[user["username"].casefold()] = user["id"]
+            for handle in chunk:
+                if handle not in self._user_ids:
+                    log.warning("X account @%s does not exist or is suspended; fix the accounts under platforms.x",
+                                handle)
+
     def _user_id(self, handle: str) -> str:
-        handle = handle.lstrip("@")
+        handle = handle.lstrip("@").casefold()
         if handle not in self._user_ids:
             answer = self._call(f"looking up @{handle}", lambda: self._client.get_user(username=handle))
             data = answer.get("data") if isinstance(answer, dict) else None
@@ -317,54 +409,11 @@ class XPlatform:
             self._user_ids[handle] = data["id"]
         return self._user_ids[handle]
 
-    # -- mapping --------------------------------------------------------------------------------
-
-    def _to_mention(self, brand: XBrand, source: Source, tweet: dict[str, Any],
-                    users: dict[str, dict[str, Any]]) -> MentionData:
-        post_id = tweet["id"]
-        author_id = str(tweet.get("author_id") or "")
-        user = users.get(author_id) or {}
-        username = user.get("username") if isinstance(user.get("username"), str) else None
-        text, reasons = clean_text(_unescape(tweet["text"]))
-        if reasons:
-            log.warning("X post %s: text changed for storage: %s", post_id, "; ".join(reasons))
-        metrics = user.get("public_metrics")
-        followers = metrics.get("followers_count") if isinstance(metrics, dict) else None
-        refs = tweet.get("referenced_tweets")
-        in_reply_to = next((str(r["id"]) for r in refs or [] if isinstance(r, dict)
-                            and r.get("type") == "replied_to" and r.get("id")), None)
-        own = {a.lstrip("@").casefold() for a in brand.accounts}
-        lang = tweet.get("lang")
-        name = user.get("name")
-        author = AuthorData(
-            platform=NAME, external_id=author_id, handle=username,
-            display_name=clean_text(name)[0] if isinstance(name, str) else None,
-            followers=followers if isinstance(followers, int) else None,
-            profile_url=f"https://x.com/{username}" if username else None)
-        conversation = tweet.get("conversation_id")
-        return MentionData(
-            platform=NAME, external_id=post_id, text=text, created_at=self._created_at(tweet),
-            author=author, brand=brand.name, source=source.name,
-            language=lang if isinstance(lang, str) and lang != "und" else None,
-            conversation_id=str(conversation) if conversation else None, in_reply_to_id=in_reply_to,
-            permalink=f"https://x.com/{username or 'i/web'}/status/{post_id}",
-            is_own=username is not None and username.casefold() in own,
-            raw=clean_json({"tweet": tweet, "author": user}))
-
-    def _created_at(self, tweet: dict[str, Any]) -> datetime:
-        raw = tweet.get("created_at")
-        if isinstance(raw, str):
-            try:
-                return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC)
-            except ValueError:
-                log.warning("X post %s: unreadable created_at %r", tweet.get("id"), raw)
-        return self.clock()
-
 
 def from_config(config: Config, *, clock: Callable[[], datetime] | None = None,
                 session_factory: Callable[[], requests.Session] | None = None) -> XPlatform | None:
-    """The adapter for the brands' `queries.x` and `accounts.x` with `platforms.x`'s credentials;
-    None when X is not configured or not enabled."""
+    """The adapter for the brands' `queries.x` and `accounts.x` with `platforms.x`'s credentials and read
+    budget; None when X is not configured or not enabled."""
     x = config.platforms.x
     if x is None or not x.enabled:
         return None
@@ -376,4 +425,5 @@ def from_config(config: Config, *, clock: Callable[[], datetime] | None = None,
     return XPlatform(brands, bearer_token=secret(x.bearer_token), consumer_key=secret(x.consumer_key),
                      consumer_secret=secret(x.consumer_secret), access_token=secret(x.access_token),
                      access_token_secret=secret(x.access_token_secret), base_url=x.base_url,
-                     session=session_factory() if session_factory else None, clock=clock)
+                     session=session_factory() if session_factory else None, clock=clock,
+                     read_per_poll=x.read_budget.per_poll, read_per_day=x.read_budget.per_day)
