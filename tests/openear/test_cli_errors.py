@@ -72,3 +72,25 @@ def test_init_creates_a_missing_folder(config: Path, tmp_path: Path, monkeypatch
     result = runner.invoke(app, ["--config", str(tmp_path / "second.yaml"), "init"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "new" / "place" / "openear.db").exists()
+
+
+def test_run_refuses_a_facebook_user_token_at_start_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user token reads every comment list as empty, without an error: `openear run` must not start
+    quietly polling nothing. It stops with the fix before any job runs (and never prints the token)."""
+    from models.db import make_engine, upgrade
+    from sandbox.graph_api import GraphApiEmulator
+    from sandbox.x_api import XApiEmulator
+    from tests.openear.test_daemon_faults import daemon_env, write_config
+
+    with XApiEmulator(seed=3) as x, GraphApiEmulator(seed=3) as fb:
+        db_url = f"sqlite:///{tmp_path / 'run.db'}"
+        upgrade(make_engine(db_url))
+        config = write_config(tmp_path / "config.yaml", db_url, x, fb)
+        user_token = fb.user_token()
+        for name, value in {**daemon_env(x, fb), "T_FB": user_token}.items():
+            if name.startswith("T_"):
+                monkeypatch.setenv(name, value)
+        result = runner.invoke(app, ["--config", str(config), "run", "--no-web"])
+        _assert_one_message(result, ["run"], "user access token")
+        assert f'page_tokens["{fb.page_id}"]' in result.output and user_token not in result.output
+        assert "openear running" not in result.output
