@@ -188,7 +188,12 @@ class User(Base):
 
 
 class QueueItem(Base):
-    """A mention waiting for the team: new -> claimed -> answered | dismissed."""
+    """A customer conversation waiting for the team: new -> claimed -> answered | dismissed.
+
+    One item per `thread_key` (platform, thread, customer's author id: responders.queue.intake) is
+    open at a time; `mention_id` is the conversation's newest customer message (what a reply answers),
+    `waiting_since` its first unanswered one and `messages` how many customer messages it holds.
+    """
 
     __tablename__ = "queue_items"
     __table_args__ = (Index("ix_queue_items_state_priority", "state", "priority"),)
@@ -207,6 +212,9 @@ class QueueItem(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    thread_key: Mapped[str | None] = mapped_column(String(300))  # migration 0011: one conversation
+    waiting_since: Mapped[datetime | None]  # the first customer message not answered yet
+    messages: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
 
     mention: Mapped[Mention] = relationship(back_populates="queue_item")
     assignee: Mapped[User | None] = relationship()
@@ -396,6 +404,10 @@ class SentimentCorrection(Base):
 # (PostgreSQL pg_trgm GIN indexes `ix_trgm_*`, SQLite FTS5 tables `*_fts`) are dialect-specific and
 # live only in the migration.
 _OPEN_STATES = QueueItem.state.in_(["new", "claimed"])
+# one open item per conversation (migration 0011)
+Index("ux_queue_items_open_thread", QueueItem.thread_key, unique=True, sqlite_where=_OPEN_STATES,
+      postgresql_where=_OPEN_STATES)
+Index("ix_queue_items_thread", QueueItem.thread_key, QueueItem.id)
 Index("ix_queue_items_open_priority", QueueItem.priority.desc(), QueueItem.id, QueueItem.mention_id, QueueItem.state,
       QueueItem.brand, QueueItem.assignee_id, sqlite_where=_OPEN_STATES, postgresql_where=_OPEN_STATES)
 Index("ix_mentions_queue_filters", Mention.id, Mention.platform, Mention.sentiment_label, Mention.language,

@@ -16,6 +16,7 @@ from models.domain import QueueState, ReplyState
 from models.orm import Author, Customer, Mention, MentionTag, Note, QueueItem, Reply, SentimentCorrection, User
 from responders.notes import tag_list
 from responders.queue.items import claim_started as started_at
+from responders.queue.items import conversation_item
 
 HISTORY_TEXT_MAX = 300
 
@@ -203,7 +204,7 @@ def mention_detail(session: Session, mention_id: int) -> MentionDetail | None:
         return None
     author = mention.author
     customer = session.get(Customer, author.customer_id) if author.customer_id else None
-    item = session.scalar(select(QueueItem).where(QueueItem.mention_id == mention_id))
+    item = conversation_item(session, mention)
     holder = claim_started = None
     if item is not None and item.assignee_id is not None:
         holder = session.scalar(select(User.username).where(User.id == item.assignee_id))

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener.poller import Admitted, NewMention
@@ -34,6 +34,9 @@ from models.history import Pair, histories, histories_at
 from models.orm import Author, Base, Mention, QueueItem, utcnow
 from models.ranking import CustomerHistory, RankInput, rank
 from responders import audit
+from responders.queue.items import thread_key
+
+OPEN_ITEM = QueueItem.state.in_(OPEN_QUEUE_STATES)
 
 CHUNK = 128  # rows per statement at most, in power-of-two batches (models.db.pow2_batches)
 RERANK_PAGE = 1_000
@@ -68,36 +71,126 @@ class Intake:
         return Admitted(queued=queued, closed=closed)
 
     def _queue(self, session: Session, inbound: Sequence[NewMention], now: datetime) -> int:
+        """Each customer conversation gets one item: a new message joins its thread's open item (which
+        then answers the newest message and is re-ranked), reopens its closed one (unless dismissed as
+        spam), or opens a new item. Returns the items opened or reopened."""
         known = histories(session, {m.author_id for m in inbound}, before=min(m.data.created_at for m in inbound))
-        rankables = [_Rankable(m.mention_id, m.author_id, m.data.text, m.negative, m.complaint, m.data.created_at,
-                               m.data.author.followers) for m in inbound]
+        threads: dict[str, list[NewMention]] = {}
+        for m in sorted(inbound, key=lambda m: (m.data.created_at, m.mention_id)):
+            key = thread_key(m.data.platform, m.data.conversation_id, m.data.external_id, m.author_id)
+            threads.setdefault(key, []).append(m)
+        existing = self._latest_items(session, list(threads))
+        fresh: list[tuple[str, list[NewMention]]] = []
+        opened = 0
+        for key, messages in threads.items():
+            item = existing.get(key)
+            if item is None or (item.state == QueueState.DISMISSED.value and item.dismiss_reason == "merged"):
+                fresh.append((key, messages))
+            elif item.state in OPEN_QUEUE_STATES:
+                self._join(session, item, messages, known, now)
+            elif item.state == QueueState.DISMISSED.value and item.dismiss_reason == "spam":
+                continue  # a spam thread stays closed; its messages are stored as history
+            else:
+                self._reopen(session, item, messages, known, now)
+                opened += 1
+        if not fresh:
+            return opened
+        newest = [(key, messages[-1], messages[0].data.created_at, len(messages)) for key, messages in fresh]
+        rankables = [_Rankable(m.mention_id, m.author_id, m.data.text, m.negative, m.complaint, since,
+                               m.data.author.followers) for _, m, since, _ in newest]
         ranked = self._write_ranks(session, rankables, lambda r: known[r.author_id], now, items=False)
-        items = [{"mention_id": m.mention_id, "brand": m.data.brand, "state": QueueState.NEW.value,
-                  "priority": ranked[m.mention_id], "created_at": now, "updated_at": now, "version": 1}
-                 for m in inbound]
-        for batch in pow2_batches(items, CHUNK):
+        rows = [{"mention_id": m.mention_id, "brand": m.data.brand, "state": QueueState.NEW.value,
+                 "priority": ranked[m.mention_id], "created_at": now, "updated_at": now, "version": 1,
+                 "thread_key": key, "waiting_since": since, "messages": count}
+                for key, m, since, count in newest]
+        for batch in pow2_batches(rows, CHUNK):
             session.execute(insert_into(session, QueueItem).on_conflict_do_nothing(index_elements=["mention_id"]),
                             batch)
-        return len(items)
+        return opened + len(rows)
+
+    @staticmethod
+    def _latest_items(session: Session, keys: list[str]) -> dict[str, QueueItem]:
+        """The newest item of each conversation key (open, or the last closed one)."""
+        found: dict[str, QueueItem] = {}
+        for batch in pow2_batches(keys, CHUNK):
+            for item in session.scalars(select(QueueItem).where(QueueItem.thread_key.in_(pow2_padded(list(batch))))
+                                        .order_by(QueueItem.id)):
+                found[item.thread_key or ""] = item
+        return found
+
+    def _join(self, session: Session, item: QueueItem, messages: list[NewMention],
+              known: dict[int, CustomerHistory], now: datetime) -> None:
+        """A follow-up in an open conversation: the item now answers the newest message, ranked on it
+        with the waiting time of the first unanswered one; a claim stays with its holder."""
+        newest = messages[-1]
+        item.mention_id, item.messages = newest.mention_id, (item.messages or 1) + len(messages)
+        item.updated_at = now
+        waiting = item.waiting_since or messages[0].data.created_at
+        item.waiting_since = waiting
+        self._rank_item(session, item, newest, waiting, known, now)
+
+    def _reopen(self, session: Session, item: QueueItem, messages: list[NewMention],
+                known: dict[int, CustomerHistory], now: datetime) -> None:
+        """The customer wrote again in an answered (or dismissed) conversation: it is open again, waiting
+        from the new message."""
+        previous = item.state
+        item.transition(QueueState.NEW, now=now)
+        newest = messages[-1]
+        item.mention_id, item.messages = newest.mention_id, (item.messages or 1) + len(messages)
+        item.waiting_since, item.updated_at = messages[0].data.created_at, now
+        self._rank_item(session, item, newest, item.waiting_since, known, now)
+        audit.record(session, audit.REOPENED, "queue_item", item.id, user_id=None, at=now,
+                     detail={"mention_id": newest.mention_id, "was": previous})
+
+    def _rank_item(self, session: Session, item: QueueItem, newest: NewMention, waiting: datetime,
+                   known: dict[int, CustomerHistory], now: datetime) -> None:
+        rankable = _Rankable(newest.mention_id, newest.author_id, newest.data.text, newest.negative,
+                             newest.complaint, waiting, newest.data.author.followers)
+        ranked = self._write_ranks(session, [rankable], lambda r: known[r.author_id], now, items=False)
+        item.priority = ranked[newest.mention_id]
+        session.flush()
 
     def _close_answered(self, session: Session, own: Sequence[NewMention], now: datetime) -> int:
-        """The brand answered on the platform directly: close the answered mentions' queue items."""
-        targets = [(m.data.platform, m.data.in_reply_to_id) for m in own if m.data.in_reply_to_id]
-        if not targets:
+        """The brand answered on the platform directly (from any client): a public answer to any message
+        of a customer's open conversation closes it when it is not older than the conversation's newest
+        message; an answer to an earlier message leaves it waiting from the first message after it."""
+        answers = [m for m in own if m.data.in_reply_to_id]
+        if not answers:
             return 0
-        items = session.scalars(
-            select(QueueItem).join(Mention, QueueItem.mention_id == Mention.id).where(
-                tuple_(Mention.platform, Mention.external_id).in_(pow2_padded(targets)),
-                QueueItem.state.in_(OPEN_QUEUE_STATES),
-            )
+        targets = {(m.data.platform, m.data.in_reply_to_id) for m in answers}
+        answered = session.execute(
+            select(Mention.platform, Mention.external_id, Mention.conversation_id, Mention.author_id)
+            .where(tuple_(Mention.platform, Mention.external_id).in_(pow2_padded(sorted(targets))),
+                   Mention.is_own.is_(False))
         ).all()
-        for item in items:
-            if item.state == QueueState.NEW.value:
-                item.transition(QueueState.CLAIMED, now=now)
-            item.transition(QueueState.ANSWERED, now=now)
-            audit.record(session, audit.ANSWERED_ON_PLATFORM, "queue_item", item.id, user_id=None, at=now,
-                         detail={"mention_id": item.mention_id})
-        return len(items)
+        keys = {(r.platform, r.external_id): thread_key(r.platform, r.conversation_id, r.external_id, r.author_id)
+                for r in answered}
+        closed = 0
+        for answer in sorted(answers, key=lambda m: m.data.created_at):
+            key = keys.get((answer.data.platform, answer.data.in_reply_to_id or ""))
+            if key is None:
+                continue
+            item = session.scalar(select(QueueItem).where(QueueItem.thread_key == key, OPEN_ITEM))
+            if item is None:
+                continue
+            newest = session.get(Mention, item.mention_id)
+            at = _aware(answer.data.created_at)
+            if newest is None or at >= _aware(newest.created_at):
+                if item.state == QueueState.NEW.value:
+                    item.transition(QueueState.CLAIMED, now=now)
+                item.transition(QueueState.ANSWERED, now=now)
+                audit.record(session, audit.ANSWERED_ON_PLATFORM, "queue_item", item.id, user_id=None, at=now,
+                             detail={"mention_id": item.mention_id, "answer": answer.data.external_id})
+                closed += 1
+            else:
+                later = session.scalar(select(func.min(Mention.created_at)).where(
+                    Mention.platform == answer.data.platform, Mention.author_id == newest.author_id,
+                    Mention.conversation_id == newest.conversation_id, Mention.created_at > at,
+                    Mention.is_own.is_(False)))
+                if later is not None:
+                    item.waiting_since = later
+            session.flush()
+        return closed
 
     # ------------------------------------------------------------------ ranking
 
@@ -142,7 +235,8 @@ class Intake:
     @staticmethod
     def _open_rows() -> Any:
         return (select(QueueItem.id.label("item_id"), Mention.id, Mention.text, Mention.score_negative,
-                       Mention.complaint_score, Mention.created_at, Mention.author_id, Author.followers)
+                       Mention.complaint_score, func.coalesce(QueueItem.waiting_since, Mention.created_at)
+                       .label("created_at"), Mention.author_id, Author.followers)
                 .join(Mention, QueueItem.mention_id == Mention.id).join(Author, Mention.author_id == Author.id)
                 .where(QueueItem.state.in_(OPEN_QUEUE_STATES)))
 
@@ -184,3 +278,7 @@ class Intake:
             self._rerank(session, rows, now)
         session.expire_all()
         return len(rows)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

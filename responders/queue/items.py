@@ -43,8 +43,29 @@ def get_item(session: Session, item_id: int) -> QueueItem:
     return item
 
 
+def thread_key(platform: str, conversation_id: str | None, external_id: str, author_id: int) -> str:
+    """The one key of a customer conversation: the platform's thread (X conversation, Facebook post)
+    with one customer (author). A queue item holds one such conversation."""
+    return f"{platform}:{conversation_id or external_id}:{author_id}"
+
+
+def key_of(mention: Mention) -> str:
+    return thread_key(mention.platform, mention.conversation_id, mention.external_id, mention.author_id)
+
+
+def conversation_item(session: Session, mention: Mention) -> QueueItem | None:
+    """The queue item of the conversation `mention` belongs to: the item answering it, else the newest
+    item of its thread with this customer (an earlier message of an open or closed conversation)."""
+    item = session.scalar(select(QueueItem).where(QueueItem.mention_id == mention.id))
+    if item is None and not mention.is_own:
+        item = session.scalar(select(QueueItem).where(QueueItem.thread_key == key_of(mention))
+                              .order_by(QueueItem.id.desc()).limit(1))
+    return item
+
+
 def item_for_mention(session: Session, mention_id: int) -> QueueItem:
-    item = session.scalar(select(QueueItem).where(QueueItem.mention_id == mention_id))
+    mention = session.get(Mention, mention_id)
+    item = conversation_item(session, mention) if mention is not None else None
     if item is None:
         raise NotFound("this mention is not in the queue (the brand's own posts and history are never queued)")
     return item

@@ -30,6 +30,7 @@ LIST_TEXT_MAX = 400
 FTS_RARE_LIMIT = 20_000
 
 OPEN_CLAUSE = text("queue_items.state IN ('new', 'claimed')")
+waiting_from = func.coalesce(QueueItem.waiting_since, Mention.created_at)  # waiting counts per conversation
 _fts_cache: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
 
 
@@ -123,6 +124,8 @@ class QueueRow:
     sla_deadline: datetime
     overdue: bool
     claim_expired: bool
+    waiting_since: datetime | None = None  # the conversation's first unanswered customer message
+    messages: int = 1  # customer messages in the conversation
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ def _where(
     if f.mine:
         query = query.where(QueueItem.assignee_id == (user_id if user_id is not None else -1))
     if f.overdue:
-        query = query.where(Mention.created_at <= now - timedelta(hours=sla_hours))
+        query = query.where(waiting_from <= now - timedelta(hours=sla_hours))
     if search is not None:
         query = query.where(search)
     if lowest is not None:
@@ -260,6 +263,7 @@ def _row_query() -> Select[Any]:
             func.substr(Mention.text, 1, LIST_TEXT_MAX + 1).label("text"), Mention.platform, Mention.language,
             Mention.created_at, Mention.sentiment_label, Mention.score_negative, Mention.priority_reasons,
             Author.handle, Author.display_name, Author.followers, assignee.username.label("assignee"),
+            waiting_from.label("waiting_since"), QueueItem.messages,
         )
         .select_from(QueueItem)
         .join(Mention, Mention.id == QueueItem.mention_id)
@@ -270,7 +274,8 @@ def _row_query() -> Select[Any]:
 
 def _to_row(r: Any, now: datetime, sla_hours: float, timeout_minutes: int) -> QueueRow:
     open_item = r.state in OPEN_STATES
-    deadline = r.created_at + timedelta(hours=sla_hours)
+    waiting = r.waiting_since or r.created_at
+    deadline = waiting + timedelta(hours=sla_hours)
     text_value: str = r.text or ""
     expired = bool(r.state == QueueState.CLAIMED.value and r.claimed_at is not None
                    and r.claimed_at <= now - timedelta(minutes=timeout_minutes))
@@ -280,9 +285,10 @@ def _to_row(r: Any, now: datetime, sla_hours: float, timeout_minutes: int) -> Qu
         brand=r.brand, language=r.language, created_at=r.created_at, handle=r.handle,
         display_name=r.display_name, followers=r.followers, sentiment=r.sentiment_label,
         score_negative=r.score_negative,
-        reasons=live_reasons(r.priority_reasons, r.created_at, now, open_item=open_item),
+        reasons=live_reasons(r.priority_reasons, waiting, now, open_item=open_item),
         assignee=r.assignee, claimed_at=r.claimed_at, closed_at=r.closed_at, dismiss_reason=r.dismiss_reason,
         sla_deadline=deadline, overdue=open_item and now >= deadline, claim_expired=expired,
+        waiting_since=waiting, messages=r.messages or 1,
     )
 
 

@@ -219,3 +219,46 @@ def _mention_triggers(engine: Engine) -> set[str]:
     with engine.connect() as conn:
         return {r[0] for r in conn.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'mentions'")}
+
+
+@pytest.mark.parametrize("empty_db_url", ["sqlite", "postgresql"], indirect=True)
+def test_0011_turns_items_into_conversations_and_merges_a_customers_open_items(empty_db_url: str) -> None:
+    """Before 0011 each mention had its item: one customer's three open items in one thread become one
+    (the claimed one survives and holds all three); other threads and customers keep theirs."""
+    engine = make_engine(empty_db_url)
+    command.upgrade(alembic_config(engine), "0010")
+    t = "'2026-12-01 10:0{}:00+00:00'"
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        run("INSERT INTO users (username, password_hash, role, active, created_at) "
+            "VALUES ('alice', 'x', 'agent', true, " + t.format(0) + ")")
+        for author in ("a1", "a2"):
+            run("INSERT INTO authors (platform, external_id, is_brand, first_seen_at, updated_at) "
+                f"VALUES ('x', '{author}', false, {t.format(0)}, {t.format(0)})")
+        rows = [("1", "a1", "c1", 1, "new"), ("2", "a1", "c1", 2, "claimed"), ("3", "a1", "c1", 3, "new"),
+                ("4", "a2", "c1", 4, "new"), ("5", "a1", "c9", 5, "new"), ("6", "a1", "c1", 6, "answered")]
+        for ext, author, conv, minute, state in rows:
+            run("INSERT INTO mentions (platform, external_id, brand, source, text, created_at, fetched_at, "
+                f"author_id, conversation_id, is_own) SELECT 'x', '{ext}', 'Acme', 's', 'help', {t.format(minute)}, "
+                f"{t.format(minute)}, id, '{conv}', false FROM authors WHERE external_id = '{author}'")
+            claimed = (", assignee_id, claimed_at", ", (SELECT id FROM users), " + t.format(9)) \
+                if state == "claimed" else ("", "")
+            run(f"INSERT INTO queue_items (mention_id, brand, state, priority, created_at, updated_at, version"
+                f"{claimed[0]}) SELECT id, 'Acme', '{state}', 0.5, {t.format(minute)}, {t.format(minute)}, 1"
+                f"{claimed[1]} FROM mentions WHERE external_id = '{ext}'")
+    upgrade(engine)
+    with engine.connect() as conn:
+        got = conn.exec_driver_sql(
+            "SELECT m.external_id, q.state, q.dismiss_reason, q.messages, q.thread_key FROM queue_items q "
+            "JOIN mentions m ON m.id = q.mention_id ORDER BY m.external_id").all()
+        a1, a2 = (conn.exec_driver_sql(f"SELECT id FROM authors WHERE external_id = '{a}'").scalar()
+                  for a in ("a1", "a2"))
+        waiting = conn.exec_driver_sql("SELECT q.waiting_since FROM queue_items q JOIN mentions m ON "
+                                       "m.id = q.mention_id WHERE m.external_id = '2'").scalar()
+    assert [tuple(r) for r in got] == [
+        ("1", "dismissed", "merged", 1, f"x:c1:{a1}"), ("2", "claimed", None, 3, f"x:c1:{a1}"),
+        ("3", "dismissed", "merged", 1, f"x:c1:{a1}"), ("4", "new", None, 1, f"x:c1:{a2}"),
+        ("5", "new", None, 1, f"x:c9:{a1}"), ("6", "answered", None, 1, f"x:c1:{a1}")]
+    assert str(waiting).startswith("2026-12-01 10:01:00")  # the first of the merged messages
+    assert _schema_diff(engine) == []
+    engine.dispose()

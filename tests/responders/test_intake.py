@@ -3,6 +3,7 @@ and re-ranking open items later (responders.queue.intake)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,8 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import responders.queue.intake as intake_module
-from models.domain import QueueState
-from models.orm import Mention, QueueItem
+from models.domain import MentionData, QueueState
+from models.orm import AuditEvent, Mention, QueueItem
 from responders.queue.intake import Intake
 from tests.support import SOURCE, T0, CountingClassifier, ScriptedAdapter, make_poller, post
 
@@ -77,3 +78,85 @@ def test_rerank_pages_through_open_items_oldest_first_up_to_the_limit(
     with sessions() as session:
         reranked = session.scalars(select(QueueItem.id).where(QueueItem.priority != -1.0).order_by(QueueItem.id))
         assert list(reranked) == open_ids[:expected]
+
+
+# --------------------------------------------------------------------------- conversations
+
+
+def _in(n: int, text: str = "my order never arrived, please help", author: str = "jana",
+        thread: str = "c1", **kw: object) -> MentionData:
+    return replace(post(n, text, author=author), conversation_id=thread, **kw)  # type: ignore[arg-type]
+
+
+def _brand(n: int, answers: int, thread: str = "c1") -> MentionData:
+    return replace(post(n, "@jana sorry, we are on it", author="acme_help"), conversation_id=thread, is_own=True,
+                   in_reply_to_id=str(1000 + answers))
+
+
+def _items(sessions: sessionmaker[Session]) -> list[tuple[str, str, int, object]]:
+    """(state, answered mention's external id, messages, waiting_since) per item, oldest first."""
+    with sessions() as session:
+        rows = session.execute(select(QueueItem.state, Mention.external_id, QueueItem.messages,
+                                      QueueItem.waiting_since).join(Mention, Mention.id == QueueItem.mention_id)
+                               .order_by(QueueItem.id)).all()
+    return [tuple(r) for r in rows]
+
+
+def test_follow_ups_of_one_customer_in_one_thread_are_one_item(sessions: sessionmaker[Session],
+                                                               classifier: CountingClassifier) -> None:
+    clock = {"now": T0 + timedelta(minutes=10)}
+    poller = make_poller(sessions, classifier, clock=lambda: clock["now"])
+    poller.poll_once(ScriptedAdapter([[_in(1), _in(2, "hello??")]]), SOURCE)
+    clock["now"] = T0 + timedelta(minutes=30)
+    result = poller.poll_once(ScriptedAdapter([[_in(5, "still nothing, third time I ask"),
+                                                _in(6, "same here", author="other")]]), SOURCE)
+    assert result.queued == 1  # only the other customer's conversation is new
+    assert _items(sessions) == [("new", "1005", 3, T0 + timedelta(minutes=1)),
+                                ("new", "1006", 1, T0 + timedelta(minutes=6))]
+    with sessions() as session:
+        item = session.scalars(select(QueueItem).order_by(QueueItem.id)).first()
+        assert item is not None
+        reasons = session.get(Mention, item.mention_id).priority_reasons  # type: ignore[union-attr]
+    assert any(r == "waiting 29 min" for r in reasons or []), reasons  # from the first unanswered message
+
+
+def test_a_native_answer_closes_the_conversation_and_a_new_message_reopens_it(
+        sessions: sessionmaker[Session], classifier: CountingClassifier) -> None:
+    clock = {"now": T0 + timedelta(minutes=10)}
+    poller = make_poller(sessions, classifier, clock=lambda: clock["now"])
+    poller.poll_once(ScriptedAdapter([[_in(1), _in(2, "hello??")]]), SOURCE)
+    answered = poller.poll_once(ScriptedAdapter([[_brand(3, answers=1)]]), SOURCE)  # answers the FIRST message
+    assert answered.closed_by_own_reply == 1  # written after the newest message: the conversation is answered
+    assert _items(sessions)[0][0] == "answered"
+    clock["now"] = T0 + timedelta(hours=2)
+    again = poller.poll_once(ScriptedAdapter([[_in(90, "it broke again")]]), SOURCE)
+    assert again.queued == 1
+    assert _items(sessions) == [("new", "1090", 3, T0 + timedelta(minutes=90))]
+    with sessions() as session:
+        actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions == ["answered_on_platform", "reopened"]
+
+
+def test_an_answer_to_an_earlier_message_leaves_the_later_ones_waiting(sessions: sessionmaker[Session],
+                                                                      classifier: CountingClassifier) -> None:
+    poller = make_poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1))
+    poller.poll_once(ScriptedAdapter([[_in(1), _in(8, "and now the app crashes too")]]), SOURCE)
+    poller.poll_once(ScriptedAdapter([[_brand(4, answers=1)]]), SOURCE)  # between message 1 and message 8
+    assert _items(sessions) == [("new", "1008", 2, T0 + timedelta(minutes=8))]
+
+
+def test_a_spam_conversation_stays_closed(sessions: sessionmaker[Session], classifier: CountingClassifier) -> None:
+    poller = make_poller(sessions, classifier)
+    poller.poll_once(ScriptedAdapter([[_in(1, "buy followers")]]), SOURCE)
+    with sessions.begin() as session:
+        session.execute(update(QueueItem).values(state="dismissed", dismiss_reason="spam"))
+    result = poller.poll_once(ScriptedAdapter([[_in(2, "buy more followers")]]), SOURCE)
+    assert (result.new, result.queued) == (1, 0)
+    assert [s for s, *_ in _items(sessions)] == ["dismissed"]
+
+
+def test_hidden_and_own_posts_never_open_a_conversation(sessions: sessionmaker[Session],
+                                                       classifier: CountingClassifier) -> None:
+    poller = make_poller(sessions, classifier)
+    poller.poll_once(ScriptedAdapter([[_in(1, hidden=True), _brand(2, answers=1)]]), SOURCE)
+    assert _items(sessions) == []
