@@ -20,7 +20,7 @@ USER_CREATE, USER_UPDATE = "user_create", "user_update"
 CLAIM, RELEASE, REASSIGN, EXPIRE = "claim", "release", "reassign", "claim_expired"
 REPLY, RETRY, DISMISS = "reply", "reply_retry", "dismiss"
 REPLY_SENT, REPLY_FAILED, ANSWERED_ON_PLATFORM = "reply_sent", "reply_failed", "answered_on_platform"
-REOPENED, MERGED = "reopened", "conversation_merged"
+REOPENED = "reopened"
 CORRECT, NOTE, TAG, UNTAG = "sentiment_correction", "note", "tag", "untag"
 SAVED_REPLY_CREATE, SAVED_REPLY_UPDATE = "saved_reply_create", "saved_reply_update"
 SAVED_REPLY_DELETE = "saved_reply_delete"
@@ -35,7 +35,7 @@ ACTIONS: dict[str, str] = {
     CLAIM: "claimed", RELEASE: "released", REASSIGN: "reassigned", EXPIRE: "claim expired",
     REPLY: "reply written", RETRY: "reply retried", REPLY_SENT: "reply sent", REPLY_FAILED: "reply failed",
     ANSWERED_ON_PLATFORM: "answered on the platform", DISMISS: "dismissed",
-    REOPENED: "reopened: the customer wrote again", MERGED: "merged into the customer's conversation",
+    REOPENED: "reopened: the customer wrote again",
     CORRECT: "sentiment corrected", NOTE: "note on a mention", TAG: "tagged", UNTAG: "tag removed",
     SAVED_REPLY_CREATE: "saved reply created", SAVED_REPLY_UPDATE: "saved reply changed",
     SAVED_REPLY_DELETE: "saved reply deleted",

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, cast, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from models.domain import QueueState, ReplyState
 from models.orm import (
     AuditEvent,
     Author,
@@ -32,6 +31,7 @@ from models.orm import (
     SentimentCorrection,
 )
 from responders import audit
+from responders.answers import answered_ids
 from responders.audit import ERASE, EXPORT
 from responders.errors import NotFound
 from responders.notes import tag_list
@@ -125,10 +125,7 @@ def delete_mentions(session: Session, mention_ids: list[int],
     counts: Counter[str] = Counter()
     for start in range(0, len(mention_ids), CHUNK):
         chunk = mention_ids[start:start + CHUNK]
-        answered = set(session.scalars(select(Reply.mention_id).where(
-            Reply.mention_id.in_(chunk), Reply.state == ReplyState.SENT.value)))
-        answered |= set(session.scalars(select(QueueItem.mention_id).where(
-            QueueItem.mention_id.in_(chunk), QueueItem.state == QueueState.ANSWERED.value)))
+        answered = answered_ids(session, chunk)  # a public answer, in openear or on the platform
         stats: Counter[tuple[date, str, str, str]] = Counter()
         answered_stats: Counter[tuple[date, str, str, str]] = Counter()
         for row in session.execute(select(Mention.id, Mention.created_at, Mention.brand, Mention.platform,

@@ -3,22 +3,34 @@
 A day is [local midnight, next local midnight) in the brand's timezone, converted to UTC, so DST switch
 days are 23 or 25 hours long. Counts are inbound mentions only (`is_own` False). Definitions:
 
-- complaints: the day's negative mentions; answered publicly: a sent Reply exists or the queue item is
-  answered; broadcast-only: complaints without a public answer (dismissed ones included).
-- waiting past SLA: the day's complaints neither answered nor dismissed, older than `queue.sla_hours` at `now`.
-- first response: first sent reply's sent_at - mention.created_at, over the day's mentions that got one;
-  p90 is the nearest-rank percentile; late answers are first responses slower than the SLA.
-- per agent: distinct mentions answered by replies *sent* during the day.
-- loyal customers waiting: open negative queue items (created before the day's end) whose author or
-  customer had earlier conversations (models.history).
+"Answered", "first response" and "closing message" are defined once, in responders/answers.py (also
+used by the team report and the erased-mention counts); `answers.DEFINITIONS` holds the one-liners the
+digest prints under its figures.
+
+- mentions (`volume`): the day's customer mentions; expecting an answer (`to_answer`): those neither
+  hidden on the platform nor closing messages ("thanks, sorted"); answered: with a first public answer
+  (an own post in reply on the platform, or a reply sent in openear) by `now`, even when given after the
+  day (the digest is built the next morning); response rate = answered / expecting an answer.
+- complaints: mentions expecting an answer that are labelled negative; answered publicly and the
+  complaint response rate as above; broadcast-only: complaints without a public answer (dismissed ones
+  included).
+- waiting past SLA: the day's complaints without a public answer, not dismissed, older than
+  `queue.sla_hours` at `now`; unanswered late: the same over all mentions expecting an answer.
+- first response: first public answer - mention.created_at, over the day's answered mentions, whoever
+  answered and wherever; p90 is the nearest-rank percentile; late answers are first responses slower than
+  the SLA; SLA breaches = answered late + unanswered late.
+- per agent: the day's mentions whose first answer the agent sent in openear (count, median first
+  response); native answers on the platform have no known agent (`answered_on_platform`).
+- loyal customers waiting: open negative queue items (created before the day's end) without a public
+  answer and not closing messages, whose author or customer had earlier conversations (models.history).
 - erased mentions (GDPR erasure, retention) stay in the volume, sentiment, platform, complaint and
-  answered counts through their anonymous day counts (`erased_mention_stats`); they have no times,
-  so response times and waiting lists cannot include them, and an erased dismissal counts as unanswered.
+  answered counts through their anonymous day counts (`erased_mention_stats`, answered as defined
+  above); they have no times or texts, so response times and waiting lists cannot include them, they
+  all count as expecting an answer, and an erased dismissal counts as unanswered.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import statistics
 from collections import Counter
@@ -27,13 +39,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from models.config import Config
-from models.domain import QueueState, ReplyState, SentimentLabel
+from models.domain import QueueState, SentimentLabel
 from models.history import histories_at
-from models.orm import Author, Customer, ErasedMentionStats, Mention, QueueItem, Reply, User
+from models.orm import Author, Customer, ErasedMentionStats, Mention, QueueItem, User
+from responders.answers import OPENEAR, first_answers, is_closing, percentile, response_seconds
 
 LABELS = ("negative", "neutral", "positive", "unclassified")
 SERIES_DAYS = 8  # the day and the 7 before it (charts, trend)
@@ -122,8 +135,11 @@ class WaitingItem:
 
 @dataclass(frozen=True)
 class AgentCount:
+    """An agent's share of the day's mentions: those whose first public answer they sent in openear."""
+
     username: str
     answered: int
+    median_response_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +175,15 @@ class DigestData:
     agents: tuple[AgentCount, ...]
     loyal_waiting: tuple[WaitingItem, ...] = field(default_factory=tuple)
     erased: int = 0  # of `volume`: mentions since erased, known only by their counts
+    to_answer: int = 0  # of `volume`: not hidden, not a closing message (erased ones included)
+    answered: int = 0  # of `to_answer`: with a first public answer by `generated_at`
+    response_rate: float | None = None  # answered / to_answer (0..1)
+    complaint_response_rate: float | None = None  # answered_publicly / complaints
+    answered_in_openear: int = 0  # of `responded`: first answer sent in openear
+    answered_on_platform: int = 0  # of `responded`: first answer written on the platform (agent unknown)
+    unanswered_late: int = 0  # of `to_answer`: no answer, not dismissed, older than the SLA at `generated_at`
+    closing: int = 0  # of `volume`: closing messages ("thanks, sorted"), not expecting an answer
+    hidden: int = 0  # of `volume`: hidden on the platform, not expecting an answer
 
     @property
     def empty(self) -> bool:
@@ -167,7 +192,8 @@ class DigestData:
 
     @property
     def sla_breaches(self) -> int:
-        return self.answered_late + self.waiting_total
+        """Mentions of the day answered later than the SLA, or not at all and already older than it."""
+        return self.answered_late + self.unanswered_late
 
 
 def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
@@ -176,14 +202,6 @@ def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
     return start, end
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile (p90 of 10 values is the 9th smallest)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(math.ceil(pct / 100 * len(ordered)) - 1, 0)]
 
 
 def base_url_of(config: Config) -> str:
@@ -225,7 +243,7 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
         per_day[b][_label(label)] += count
         if b == len(days) - 1:
             per_platform.setdefault(platform, Counter())[_label(label)] += count
-    erased: Counter[str] = Counter()  # the day's erased mentions, complaints among them, and answered ones
+    erased: Counter[str] = Counter()  # the day's erased mentions and complaints, and the answered ones of each
     for gone_day, platform, label, count, answered_count in session.execute(
         select(ErasedMentionStats.day, ErasedMentionStats.platform, ErasedMentionStats.sentiment,
                ErasedMentionStats.count, ErasedMentionStats.answered_count)
@@ -236,9 +254,10 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
         if b == len(days) - 1:
             per_platform.setdefault(platform, Counter())[_label(label)] += count
             erased["mentions"] += count
+            erased["answered"] += answered_count
             if label == SentimentLabel.NEGATIVE.value:
                 erased["complaints"] += count
-                erased["answered"] += answered_count
+                erased["complaints_answered"] += answered_count
     series = tuple(DayCount(d.isoformat(), sum(c.values()), **{k: c[k] for k in LABELS})
                    for d, c in zip(days[-SERIES_DAYS:], per_day[-SERIES_DAYS:], strict=True))
     today = per_day[-1]
@@ -254,44 +273,70 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
     platforms = tuple(PlatformCount(p, sum(c.values()), **{k: c[k] for k in LABELS})
                       for p, c in sorted(per_platform.items(), key=lambda kv: -sum(kv[1].values())))
 
-    # silence: the day's complaints and whether they got a public answer
+    # answers: the day's customer mentions, each with its first public answer (responders/answers.py)
     in_day = and_(inbound, Mention.created_at >= start, Mention.created_at < end)
-    complaint = and_(in_day, Mention.sentiment_label == SentimentLabel.NEGATIVE.value)
-    sent_reply = exists().where(Reply.mention_id == Mention.id, Reply.state == ReplyState.SENT.value)
-    answered = or_(sent_reply, exists().where(QueueItem.mention_id == Mention.id,
-                                              QueueItem.state == QueueState.ANSWERED.value))
-    dismissed = exists().where(QueueItem.mention_id == Mention.id, QueueItem.state == QueueState.DISMISSED.value)
-    stored_complaints, stored_answered, dismissed_n = session.execute(
-        select(func.count(), func.count(case((answered, 1))), func.count(case((and_(~answered, dismissed), 1))))
-        .select_from(Mention).where(complaint)
-    ).one()
-    complaints, answered_n = stored_complaints + erased["complaints"], stored_answered + erased["answered"]
-    waiting_filter = and_(complaint, ~answered, ~dismissed, Mention.created_at <= now - sla)
-    waiting_total = int(session.scalar(select(func.count()).select_from(Mention).where(waiting_filter)) or 0)
+    answers = first_answers(session, in_day, now=now, answers_since=start, brand=brand)
+    late_s = sla.total_seconds()
+    n: Counter[str] = Counter()
+    delays: list[float] = []
+    per_agent: dict[int | None, list[float]] = {}
+    complaint_texts: list[tuple[int, str]] = []
+    waiting_rows: list[tuple[datetime, int, str, str]] = []
+    for row in session.execute(
+        select(Mention.id, Mention.platform, Mention.text, Mention.created_at, Mention.sentiment_label,
+               Mention.score_negative, Mention.hidden, QueueItem.state)
+        .outerjoin(QueueItem, QueueItem.mention_id == Mention.id).where(in_day)
+        .execution_options(yield_per=5000)
+    ):
+        if row.hidden:
+            n["hidden"] += 1
+            continue
+        if is_closing(row.text, row.sentiment_label, row.score_negative):
+            n["closing"] += 1
+            continue
+        n["to_answer"] += 1
+        complaint = row.sentiment_label == SentimentLabel.NEGATIVE.value
+        answer = answers.get(row.id)
+        if complaint:
+            n["complaints"] += 1
+            complaint_texts.append((row.id, row.text))
+        if answer is None:
+            dismissed = row.state == QueueState.DISMISSED.value
+            overdue = not dismissed and row.created_at <= now - sla
+            n["unanswered_late"] += overdue
+            if complaint:
+                n["dismissed"] += dismissed
+                if overdue:
+                    waiting_rows.append((row.created_at, row.id, row.platform, row.text))
+            continue
+        delay = response_seconds(row.created_at, answer)
+        delays.append(delay)
+        n["answered"] += 1
+        n["complaints_answered"] += complaint
+        n["answered_late"] += delay > late_s
+        n["via_" + answer.via] += 1
+        if answer.via == OPENEAR:
+            per_agent.setdefault(answer.answered_by, []).append(delay)
+    to_answer, answered_n = n["to_answer"] + erased["mentions"], n["answered"] + erased["answered"]
+    complaints = n["complaints"] + erased["complaints"]
+    complaints_answered = n["complaints_answered"] + erased["complaints_answered"]
+    waiting_rows.sort()
+    handles = dict(session.execute(
+        select(Mention.id, Author.handle).join(Author, Author.id == Mention.author_id)
+        .where(Mention.id.in_([r[1] for r in waiting_rows[:WAITING_LIMIT]]))
+    ).all()) if waiting_rows else {}
     waiting = tuple(
-        WaitingItem(r.id, r.platform, r.handle, _truncate(r.text), r.created_at.isoformat(),
-                    round((now - r.created_at).total_seconds() / 3600, 1), f"{base}/mentions/{r.id}")
-        for r in session.execute(
-            select(Mention.id, Mention.platform, Mention.text, Mention.created_at, Author.handle)
-            .join(Author, Author.id == Mention.author_id).where(waiting_filter)
-            .order_by(Mention.created_at, Mention.id).limit(WAITING_LIMIT)
-        ).all()
+        WaitingItem(mention_id, platform, handles.get(mention_id), _truncate(text), created.isoformat(),
+                    round((now - created).total_seconds() / 3600, 1), f"{base}/mentions/{mention_id}")
+        for created, mention_id, platform, text in waiting_rows[:WAITING_LIMIT]
     )
-
-    # time to first response over the day's mentions
-    first = session.execute(
-        select(Mention.created_at, func.min(Reply.sent_at)).join(Reply, Reply.mention_id == Mention.id)
-        .where(in_day, Reply.state == ReplyState.SENT.value, Reply.sent_at.is_not(None))
-        .group_by(Mention.id, Mention.created_at)
-    ).all()
-    delays = [max((sent - created).total_seconds(), 0.0) for created, sent in first if sent is not None]
-    agents = tuple(AgentCount(name or "(deleted user)", int(n)) for name, n in session.execute(
-        select(User.username, func.count(func.distinct(Reply.mention_id)))
-        .select_from(Reply).join(Mention, Mention.id == Reply.mention_id).outerjoin(User, User.id == Reply.user_id)
-        .where(Mention.brand == brand, Reply.state == ReplyState.SENT.value, Reply.sent_at >= start,
-               Reply.sent_at < end)
-        .group_by(User.username).order_by(func.count(func.distinct(Reply.mention_id)).desc(), User.username)
-    ).all())
+    names = dict(session.execute(select(User.id, User.username).where(
+        User.id.in_([u for u in per_agent if u is not None])
+    )).all()) if per_agent else {}
+    agents = tuple(sorted(
+        (AgentCount(names.get(user_id) or "(deleted user)" if user_id is not None else "(deleted user)",
+                    len(times), statistics.median(times)) for user_id, times in per_agent.items()),
+        key=lambda a: (-a.answered, a.username)))
 
     return DigestData(
         brand=brand, day=day.isoformat(), timezone=tz, start=start.isoformat(), end=end.isoformat(),
@@ -299,13 +344,21 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
         base_url=base, volume=volume, series=series, trends=tuple(trends), platforms=platforms,
         spike=threshold is not None and volume > threshold,
         spike_threshold=round(threshold, 1) if threshold is not None else None,
-        topics=top_topics(session, complaint, brand), complaints=int(complaints), answered_publicly=int(answered_n),
-        broadcast_only=int(complaints) - int(answered_n), dismissed=int(dismissed_n), waiting=waiting,
-        waiting_total=waiting_total, responded=len(delays),
+        topics=top_topics([t for _, t in sorted(complaint_texts)], brand), complaints=complaints,
+        answered_publicly=complaints_answered, broadcast_only=complaints - complaints_answered,
+        dismissed=n["dismissed"], waiting=waiting, waiting_total=len(waiting_rows), responded=len(delays),
         median_response_s=statistics.median(delays) if delays else None, p90_response_s=percentile(delays, 90),
-        answered_late=sum(1 for d in delays if d > sla.total_seconds()), agents=agents,
+        answered_late=n["answered_late"], agents=agents,
         loyal_waiting=loyal_waiting(session, brand, end, now, base), erased=erased["mentions"],
+        to_answer=to_answer, answered=answered_n, response_rate=_rate(answered_n, to_answer),
+        complaint_response_rate=_rate(complaints_answered, complaints), answered_in_openear=n["via_openear"],
+        answered_on_platform=n["via_platform"], unanswered_late=n["unanswered_late"], closing=n["closing"],
+        hidden=n["hidden"],
     )
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
 
 
 def tokens(text: str, extra_stop: frozenset[str] = frozenset()) -> list[str]:
@@ -333,10 +386,8 @@ def count_topics(texts: list[str], extra_stop: frozenset[str] = frozenset(),
     return chosen[:limit]
 
 
-def top_topics(session: Session, complaint: object, brand: str) -> tuple[Topic, ...]:
-    """The day's complaint topics with up to two example quotes each."""
-    texts = list(session.scalars(select(Mention.text).where(complaint).order_by(Mention.id)  # type: ignore[arg-type]
-                                 .execution_options(yield_per=5000)))
+def top_topics(texts: list[str], brand: str) -> tuple[Topic, ...]:
+    """The day's complaint topics (`texts` in mention order) with up to two example quotes each."""
     terms = count_topics(texts, frozenset(w for w in tokens(brand)))
     examples: dict[str, list[str]] = {t: [] for t, _ in terms}
     for text in texts:
@@ -352,17 +403,20 @@ def top_topics(session: Session, complaint: object, brand: str) -> tuple[Topic, 
 
 
 def loyal_waiting(session: Session, brand: str, before: datetime, now: datetime, base: str) -> tuple[WaitingItem, ...]:
-    """Open complaints whose author (or customer) had earlier conversations, longest waiting first."""
+    """Open complaints without a public answer whose author (or customer) had earlier conversations, longest
+    waiting first; closing messages are never listed."""
+    candidate = and_(Mention.brand == brand, Mention.is_own.is_(False), Mention.created_at < before,
+                     Mention.hidden.is_(False), Mention.sentiment_label == SentimentLabel.NEGATIVE.value)
     rows = session.execute(
         select(Mention.id, Mention.platform, Mention.text, Mention.created_at, Mention.author_id, Author.handle,
-               Customer.display_name)
+               Customer.display_name, Mention.sentiment_label, Mention.score_negative)
         .join(QueueItem, QueueItem.mention_id == Mention.id).join(Author, Author.id == Mention.author_id)
         .outerjoin(Customer, Customer.id == Author.customer_id)
-        .where(Mention.brand == brand, Mention.is_own.is_(False), Mention.created_at < before,
-               Mention.sentiment_label == SentimentLabel.NEGATIVE.value,
-               QueueItem.state.in_((QueueState.NEW.value, QueueState.CLAIMED.value)))
+        .where(candidate, QueueItem.state.in_((QueueState.NEW.value, QueueState.CLAIMED.value)))
         .order_by(Mention.created_at, Mention.id).limit(LOYAL_CANDIDATES)
     ).all()
+    answered = set(first_answers(session, Mention.id.in_([r.id for r in rows]), now=now)) if rows else set()
+    rows = [r for r in rows if r.id not in answered and not is_closing(r.text, r.sentiment_label, r.score_negative)]
     known = histories_at(session, {(r.author_id, r.created_at) for r in rows})
     found = []
     for r in rows:

@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from listener.platforms import display_name
+from responders.answers import DEFINITIONS
 from responders.digest.build import DigestData
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -46,6 +47,11 @@ def _pct(value: float | None) -> str:
     return "new" if value is None else f"{value:+.0f}%"
 
 
+def _rate(value: float | None) -> str:
+    """A share (0..1) as a whole percentage; – when there was nothing to count."""
+    return "–" if value is None else f"{value * 100:.0f}%"
+
+
 def _local(iso: str, timezone: str) -> str:
     from zoneinfo import ZoneInfo
 
@@ -55,7 +61,7 @@ def _local(iso: str, timezone: str) -> str:
 def _env(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=autoescape,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(duration=_duration, pct=_pct, local=_local, platform_name=display_name)
+    env.filters.update(duration=_duration, pct=_pct, rate=_rate, local=_local, platform_name=display_name)
     return env
 
 
@@ -114,9 +120,11 @@ def render_digest(data: DigestData) -> RenderedDigest:
     day = date.fromisoformat(data.day)
     subject = f"{data.brand} daily digest, {day:%a %d %b %Y}: " + (
         "no mentions" if data.empty else
-        f"{data.volume:,} mentions, {data.complaints:,} complaints, {data.broadcast_only:,} unanswered")
+        f"{data.volume:,} mentions, {data.complaints:,} complaints, {data.broadcast_only:,} unanswered, "
+        f"{_rate(data.response_rate)} answered overall")
     context = {"d": data, "cids": cids, "subject": subject, "day_label": f"{day:%A %d %B %Y}",
-               "trend": {t.label: t for t in data.trends}, "colors": COLORS}
+               "trend": {t.label: t for t in data.trends}, "colors": COLORS,
+               "defs": DEFINITIONS}
     return RenderedDigest(subject, _HTML.get_template("digest.html").render(context),
                           _TEXT.get_template("digest.txt").render(context), images)
 

@@ -6,8 +6,11 @@ not at all. `admit`:
 
 - ranks every new customer mention (models.ranking, with the customer's history before it) and
   opens a `new` queue item for it;
+- keeps one item per customer conversation (the thread with one customer, `items.thread_key`): a
+  follow-up joins the open item, a new message reopens an answered one (not a "thanks, sorted"
+  closing message, and not a thread dismissed as spam);
 - closes the open items that a new post of the brand's own answers (the team replied on the
-  platform itself), audited as `answered_on_platform`.
+  platform itself, from any client), audited as `answered_on_platform`.
 
 The brand's own posts and what the platform hides from the public (a comment the page moderated)
 are stored but never queued. `revise` re-ranks the open items of mentions an edit changed (the
@@ -34,6 +37,7 @@ from models.history import Pair, histories, histories_at
 from models.orm import Author, Base, Mention, QueueItem, utcnow
 from models.ranking import CustomerHistory, RankInput, rank
 from responders import audit
+from responders.answers import is_closing
 from responders.queue.items import thread_key
 
 OPEN_ITEM = QueueItem.state.in_(OPEN_QUEUE_STATES)
@@ -90,6 +94,8 @@ class Intake:
                 self._join(session, item, messages, known, now)
             elif item.state == QueueState.DISMISSED.value and item.dismiss_reason == "spam":
                 continue  # a spam thread stays closed; its messages are stored as history
+            elif all(_closing(m) for m in messages):
+                continue  # "thanks, sorted!" after the answer: history, not a new wait
             else:
                 self._reopen(session, item, messages, known, now)
                 opened += 1
@@ -278,6 +284,11 @@ class Intake:
             self._rerank(session, rows, now)
         session.expire_all()
         return len(rows)
+
+
+def _closing(m: NewMention) -> bool:
+    """A thank-you or "it is solved" message (responders.answers.is_closing, the digest's rule too)."""
+    return is_closing(m.data.text, "negative" if m.negative is not None else None, m.negative)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -449,7 +449,11 @@ def test_2000_comments_through_the_poller(emulator: GraphApiEmulator, clock: Any
         stored = session.scalars(select(Mention.external_id).where(Mention.platform == "facebook")).all()
         queued = session.scalar(select(func.count()).select_from(QueueItem))
     assert len(stored) == len(set(stored)) == len(expected) == 2040 and set(stored) == expected
-    assert queued == 2000  # the page's own posts are history, not queue items
+    # one item per customer conversation: a post's thread with one person (here 51 people on 40
+    # posts); the page's own posts are history, not queue items
+    conversations = {(post, c.author.id) for post in posts for c in emulator.store.posts[post].comments
+                     if not c.author.is_page}
+    assert 40 < len(conversations) < 2000 and queued == len(conversations)
 
 
 def test_a_comment_backlog_beyond_the_page_cap_is_drained_without_a_gap(

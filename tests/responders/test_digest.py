@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from markupsafe import escape
 from sqlalchemy.orm import Session, sessionmaker
 
+from responders.answers import DEFINITIONS, percentile
 from responders.digest.archive import due_day
-from responders.digest.build import build_digest, count_topics, day_bounds, percentile
+from responders.digest.build import build_digest, count_topics, day_bounds
 from responders.digest.render import inline_images, render_digest
 from tests.responders.digest_fixtures import BASE, DAY, NOW, digest_config, seed_day
 from tests.responders.factories import make_mention
@@ -27,16 +29,20 @@ def test_known_answers(sessions: sessionmaker[Session]) -> None:
     negative = next(t for t in d.trends if t.label == "negative")
     assert negative.previous_avg == round(1 / 7, 2) and negative.change_pct is not None and negative.change_pct > 0
     assert d.spike
-    # silence
+    # answers: m1, m2, m3, m8 in openear, m4 on X itself
+    assert (d.to_answer, d.answered, d.response_rate, d.closing, d.hidden) == (10, 5, 0.5, 0, 0)
     assert (d.complaints, d.answered_publicly, d.broadcast_only, d.dismissed) == (7, 4, 3, 1)
+    assert d.complaint_response_rate == round(4 / 7, 4)
     assert [w.mention_id for w in d.waiting] == [ids["m5"], ids["m6"]] and d.waiting_total == 2
     assert d.waiting[0].url == f"{BASE}/mentions/{ids['m5']}"
     assert d.waiting[0].hours_waiting == 19.0
-    # first responses: 10, 30, 60, 360 minutes
-    assert d.responded == 4
-    assert d.median_response_s == 45 * 60 and d.p90_response_s == 360 * 60
-    assert d.answered_late == 1 and d.sla_breaches == 3
-    assert [(a.username, a.answered) for a in d.agents] == [("bob", 4), ("alice", 2)]
+    # first responses: 10, 20 (on X), 30, 60, 360 minutes; unanswered past the SLA: m5, m6, m9, m10 (m7 dismissed)
+    assert (d.responded, d.answered_in_openear, d.answered_on_platform) == (5, 4, 1)
+    assert d.median_response_s == 30 * 60 and d.p90_response_s == 360 * 60
+    assert (d.answered_late, d.unanswered_late, d.sla_breaches) == (1, 4, 5)
+    # per agent: the day's mentions they answered first (bob's reply to "prev" belongs to the 18th)
+    assert [(a.username, a.answered, a.median_response_s) for a in d.agents] == [
+        ("alice", 2, 45 * 60), ("bob", 2, 185 * 60)]
     # loyal customer: carol had an earlier conversation
     assert [(w.mention_id, w.customer, w.earlier_conversations) for w in d.loyal_waiting] == [
         (ids["m5"], "Carol Customer", 1)]
@@ -57,8 +63,15 @@ def test_rendered_html_is_escaped_and_links_to_mentions(sessions: sessionmaker[S
     assert f'href="{BASE}/mentions/{ids["m6"]}"' in r.html
     assert [f"cid:{cid}" in r.html for cid in r.images] == [True]
     assert r.images and all(png.startswith(b"\x89PNG") for png in r.images.values())
-    assert f"{BASE}/mentions/{ids['m5']}" in r.text and "Silence" in r.text and "<script>" in r.text
-    assert "10 mentions, 7 complaints, 3 unanswered" in r.subject
+    assert f"{BASE}/mentions/{ids['m5']}" in r.text and "<script>" in r.text
+    assert "Answered: 5 of 10 mentions expecting an answer (50%)" in r.text
+    assert "Complaints answered: 4 of 7 (57%); 3 got none (1 dismissed)" in r.text
+    assert "median 30 min, p90 6 h 00 min over 5 answered (4 in openear, 1 on the platform)" in r.text
+    assert "- alice: 2, median 45 min" in r.text and "- bob: 2, median 3 h 05 min" in r.text
+    assert "SLA breaches: 5 (1 answered late, 4 unanswered past the SLA)" in r.text
+    for line in DEFINITIONS.values():  # each figure says what it counts
+        assert line in r.text and str(escape(line)) in r.html
+    assert "10 mentions, 7 complaints, 3 unanswered, 50% answered overall" in r.subject
     inlined = inline_images(r.html, r.images)
     assert "cid:" not in inlined and "data:image/png;base64," in inlined
 

@@ -137,6 +137,18 @@ def test_a_native_answer_closes_the_conversation_and_a_new_message_reopens_it(
     assert actions == ["answered_on_platform", "reopened"]
 
 
+def test_a_thank_you_after_the_answer_does_not_reopen(sessions: sessionmaker[Session],
+                                                      classifier: CountingClassifier) -> None:
+    poller = make_poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1))
+    poller.poll_once(ScriptedAdapter([[_in(1), _brand(2, answers=1)]]), SOURCE)
+    result = poller.poll_once(ScriptedAdapter([[_in(3, "Danke, hat geklappt!"), _in(4, "thanks, all sorted now",
+                                                                                     thread="c1")]]), SOURCE)
+    assert (result.new, result.queued) == (2, 0)
+    assert [s for s, *_ in _items(sessions)] == ["answered"]
+    still = poller.poll_once(ScriptedAdapter([[_in(5, "thanks, but it is broken again")]]), SOURCE)
+    assert still.queued == 1 and [s for s, *_ in _items(sessions)] == ["new"]
+
+
 def test_an_answer_to_an_earlier_message_leaves_the_later_ones_waiting(sessions: sessionmaker[Session],
                                                                       classifier: CountingClassifier) -> None:
     poller = make_poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1))
