@@ -408,6 +408,8 @@ _OPEN_STATES = QueueItem.state.in_(["new", "claimed"])
 Index("ux_queue_items_open_thread", QueueItem.thread_key, unique=True, sqlite_where=_OPEN_STATES,
       postgresql_where=_OPEN_STATES)
 Index("ix_queue_items_thread", QueueItem.thread_key, QueueItem.id)
+Index("ix_mentions_reply_to", Mention.platform, Mention.in_reply_to_id)  # a mention's answers (0011)
+Index("ix_replies_platform_reply", Reply.platform, Reply.platform_reply_id)
 Index("ix_queue_items_open_priority", QueueItem.priority.desc(), QueueItem.id, QueueItem.mention_id, QueueItem.state,
       QueueItem.brand, QueueItem.assignee_id, sqlite_where=_OPEN_STATES, postgresql_where=_OPEN_STATES)
 Index("ix_mentions_queue_filters", Mention.id, Mention.platform, Mention.sentiment_label, Mention.language,

@@ -10,7 +10,9 @@ A queue item used to be one mention; now it is one customer's conversation: `thr
 Existing items get the key and waiting time of their mention. Where one customer's thread had
 several open items, the one being worked on (claimed first, else the newest) stays open and holds
 them all; the others are closed as dismissed with reason "merged" (their mentions stay, and the
-thread shows them). A unique partial index then keeps one open item per conversation.
+thread shows them). A unique partial index then keeps one open item per conversation. Two indexes
+find a mention's answers: the brand's posts by (platform, in_reply_to_id), openear's replies by
+(platform, platform_reply_id).
 """
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -39,6 +41,9 @@ def upgrade() -> None:
     op.create_index('ux_queue_items_open_thread', 'queue_items', ['thread_key'], unique=True,
                     sqlite_where=OPEN, postgresql_where=OPEN)
     op.create_index('ix_queue_items_thread', 'queue_items', ['thread_key', 'id'])
+    # the answers of a mention (responders.answers): the brand's posts replying to it, openear's replies
+    op.create_index('ix_mentions_reply_to', 'mentions', ['platform', 'in_reply_to_id'])
+    op.create_index('ix_replies_platform_reply', 'replies', ['platform', 'platform_reply_id'])
 
 
 def _merge_open_duplicates() -> None:
@@ -71,6 +76,8 @@ def _merge_open_duplicates() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_replies_platform_reply', table_name='replies')
+    op.drop_index('ix_mentions_reply_to', table_name='mentions')
     op.drop_index('ix_queue_items_thread', table_name='queue_items')
     op.drop_index('ux_queue_items_open_thread', table_name='queue_items')
     op.drop_column('queue_items', 'messages')
