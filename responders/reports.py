@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from models.domain import OPEN_QUEUE_STATES, QueueState, ReplyState
 from models.orm import Mention, QueueItem, Reply, User
 from responders.answers import OPENEAR, expects_answer, first_answers, percentile, response_seconds
+from responders.queue.listing import waiting_from
 
 DELETED_USER = "(deleted user)"
 
@@ -59,7 +60,7 @@ def team_report(session: Session, *, now: datetime, days: int, sla_hours: float)
     open_items = session.scalar(select(func.count()).select_from(QueueItem).where(QueueItem.state.in_(open_states)))
     overdue = session.scalar(
         select(func.count()).select_from(QueueItem).join(Mention, Mention.id == QueueItem.mention_id)
-        .where(QueueItem.state.in_(open_states), Mention.created_at <= now - timedelta(hours=sla_hours))
+        .where(QueueItem.state.in_(open_states), now - timedelta(hours=sla_hours) >= waiting_from)
     )
     closed = dict(session.execute(
         select(QueueItem.state, func.count()).where(

@@ -82,5 +82,7 @@ def test_team_report(sessions: sessionmaker[Session], new_client: Client) -> Non
         make_mention(s, "late one", created_at=T0 - timedelta(hours=9))
     boss = login(new_client(), "boss", PASSWORD)
     html = boss.get("/reports").text
-    assert "<td>alice</td><td>1</td><td>0</td><td>30 min</td>" in html
+    # alice answered one mention first, sent one reply, dismissed none, 30 min to her first response
+    assert "<td>alice</td><td>1</td><td>1</td><td>0</td><td>30 min</td>" in html
     assert '<div class="kpi bad"><span>1</span>over SLA now</div>' in html
+    assert "<span>1</span>answered of 2</div>" in html and "<span>50 %</span>response rate" in html
