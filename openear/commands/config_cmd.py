@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.pretty import Pretty
 
-from models.config import summary
+from models.config import Config, summary
 from models.config_loader import load_config, load_database_config
 from models.db import make_engine, upgrade
 from openear.context import CliContext, UsageError
@@ -20,6 +20,25 @@ console = Console()
 def config_template() -> str:
     """The documented example config (the same text as config.yaml at the repo root)."""
     return files("openear").joinpath("templates/config.yaml").read_text(encoding="utf-8")
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What a valid config still gets wrong: listening that cannot see the brand's answers, pages unread."""
+    warnings = []
+    x, fb = config.platforms.x, config.platforms.facebook
+    for i, brand in enumerate(config.brands):
+        if brand.queries.x and not brand.accounts.x and x is not None and x.enabled:
+            warnings.append(f"brand {brand.name!r} has X queries but no own X account (brands[{i}].accounts.x): "
+                            "its answers on X are never read, so every complaint stays unanswered in the queue "
+                            "and the digest; add the handles the brand answers from")
+        if not brand.accounts.facebook or (fb is not None and not fb.enabled):
+            continue
+        missing = [page for page in brand.accounts.facebook if fb is None or page not in fb.page_tokens]
+        if missing:
+            where = "platforms.facebook.page_tokens" if fb is not None else "a platforms.facebook section with tokens"
+            warnings.append(f"brand {brand.name!r} lists Facebook pages without a token ({', '.join(missing)}): "
+                            f"they are not read; add {where} for each (the page access token)")
+    return warnings
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +55,8 @@ def register(app: typer.Typer) -> None:
         config = load_config(target)
         console.print(f"[green]ok[/]: {target} is valid")
         console.print(Pretty(summary(config)))
+        for warning in config_warnings(config):
+            console.print(f"[yellow]warning[/]: {warning}", soft_wrap=True, highlight=False)
 
     @app.command("init")
     def init(

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import typer
 
-from openear.commands import config_cmd, db_cmd, demo_cmd, listen_cmd
+from openear.commands import backfill_cmd, config_cmd, db_cmd, demo_cmd, listen_cmd
 
 
 def _optional(module: str) -> list[Callable[[typer.Typer], None]]:
@@ -25,6 +25,7 @@ COMMANDS: list[Callable[[typer.Typer], None]] = [
     config_cmd.register,
     db_cmd.register,
     listen_cmd.register,
+    backfill_cmd.register,
     demo_cmd.register,
     *_optional("openear.commands.classifier_cmd"),
     *_optional("openear.commands.web_cmd"),

@@ -47,6 +47,16 @@ RERANK_PAGE = 1_000
 
 
 @dataclass(frozen=True)
+class _Answer:
+    """A public post of the brand answering a customer message."""
+
+    platform: str
+    in_reply_to_id: str | None
+    created_at: datetime
+    external_id: str
+
+
+@dataclass(frozen=True)
 class _Rankable:
     mention_id: int
     author_id: int
@@ -71,7 +81,9 @@ class Intake:
         """Rank and queue the new customer mentions; close what the new own posts answer."""
         inbound = [m for m in new if not m.data.is_own and not m.data.hidden]
         queued = self._queue(session, inbound, now) if inbound else 0
-        closed = self._close_answered(session, [m for m in new if m.data.is_own], now)
+        own = [_Answer(m.data.platform, m.data.in_reply_to_id, m.data.created_at, m.data.external_id)
+               for m in new if m.data.is_own and m.data.in_reply_to_id]
+        closed = self._close_answered(session, [*own, *self._stored_answers(session, inbound)], now)
         return Admitted(queued=queued, closed=closed)
 
     def _queue(self, session: Session, inbound: Sequence[NewMention], now: datetime) -> int:
@@ -156,14 +168,29 @@ class Intake:
         item.priority = ranked[newest.mention_id]
         session.flush()
 
-    def _close_answered(self, session: Session, own: Sequence[NewMention], now: datetime) -> int:
+    @staticmethod
+    def _stored_answers(session: Session, inbound: Sequence[NewMention]) -> list[_Answer]:
+        """The brand's posts already stored that answer these new mentions (the answer's source was
+        polled before the complaint's: the own timeline before a search)."""
+        if not inbound:
+            return []
+        keys = sorted({(m.data.platform, m.data.external_id) for m in inbound})
+        found: list[_Answer] = []
+        for batch in pow2_batches(keys, CHUNK):
+            found += [_Answer(r.platform, r.in_reply_to_id, r.created_at, r.external_id) for r in session.execute(
+                select(Mention.platform, Mention.in_reply_to_id, Mention.created_at, Mention.external_id).where(
+                    Mention.is_own.is_(True),
+                    tuple_(Mention.platform, Mention.in_reply_to_id).in_(pow2_padded(list(batch)))))]
+        return found
+
+    def _close_answered(self, session: Session, own: Sequence[_Answer], now: datetime) -> int:
         """The brand answered on the platform directly (from any client): a public answer to any message
         of a customer's open conversation closes it when it is not older than the conversation's newest
         message; an answer to an earlier message leaves it waiting from the first message after it."""
-        answers = [m for m in own if m.data.in_reply_to_id]
+        answers = [a for a in own if a.in_reply_to_id]
         if not answers:
             return 0
-        targets = {(m.data.platform, m.data.in_reply_to_id) for m in answers}
+        targets = {(a.platform, a.in_reply_to_id) for a in answers}
         answered = session.execute(
             select(Mention.platform, Mention.external_id, Mention.conversation_id, Mention.author_id)
             .where(tuple_(Mention.platform, Mention.external_id).in_(pow2_padded(sorted(targets))),
@@ -172,25 +199,25 @@ class Intake:
         keys = {(r.platform, r.external_id): thread_key(r.platform, r.conversation_id, r.external_id, r.author_id)
                 for r in answered}
         closed = 0
-        for answer in sorted(answers, key=lambda m: m.data.created_at):
-            key = keys.get((answer.data.platform, answer.data.in_reply_to_id or ""))
+        for answer in sorted(answers, key=lambda a: _aware(a.created_at)):
+            key = keys.get((answer.platform, answer.in_reply_to_id or ""))
             if key is None:
                 continue
             item = session.scalar(select(QueueItem).where(QueueItem.thread_key == key, OPEN_ITEM))
             if item is None:
                 continue
             newest = session.get(Mention, item.mention_id)
-            at = _aware(answer.data.created_at)
+            at = _aware(answer.created_at)
             if newest is None or at >= _aware(newest.created_at):
                 if item.state == QueueState.NEW.value:
                     item.transition(QueueState.CLAIMED, now=now)
                 item.transition(QueueState.ANSWERED, now=now)
                 audit.record(session, audit.ANSWERED_ON_PLATFORM, "queue_item", item.id, user_id=None, at=now,
-                             detail={"mention_id": item.mention_id, "answer": answer.data.external_id})
+                             detail={"mention_id": item.mention_id, "answer": answer.external_id})
                 closed += 1
             else:
                 later = session.scalar(select(func.min(Mention.created_at)).where(
-                    Mention.platform == answer.data.platform, Mention.author_id == newest.author_id,
+                    Mention.platform == answer.platform, Mention.author_id == newest.author_id,
                     Mention.conversation_id == newest.conversation_id, Mention.created_at > at,
                     Mention.is_own.is_(False)))
                 if later is not None:

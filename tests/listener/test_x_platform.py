@@ -15,6 +15,7 @@ from adapter_contract import AdapterContract, assert_adapter_error, assert_domai
 from listener.platforms.base import AuthFailed, PlatformError, RateLimited, Source, TargetGone, Transient
 from listener.platforms.http import RewritingAdapter
 from listener.platforms.x import XBrand, XPlatform
+from listener.platforms.x.reading import to_mention
 from sandbox.x_api import XApiEmulator
 
 QUERY = '(acme OR @acme OR @acme_help OR "acme mobile") -is:retweet'
@@ -77,8 +78,68 @@ def test_sources_per_query_and_account(emulator: XApiEmulator, clock: Any) -> No
                                              XBrand("other", ["other"], [])])
     assert [(s.name, s.kind, s.target) for s in adapter.sources()] == [
         ("x:acme:search:0", "search", QUERY), ("x:acme:search:1", "search", "acme lang:de"),
-        ("x:acme:mentions:acme", "mentions", "acme"), ("x:acme:mentions:acme_help", "mentions", "acme_help"),
+        ("x:acme:mentions:acme", "mentions", "acme"), ("x:acme:own:acme", "own", "acme"),
+        ("x:acme:mentions:acme_help", "mentions", "acme_help"), ("x:acme:own:acme_help", "own", "acme_help"),
         ("x:other:search:0", "search", "other")]
+
+
+def test_an_account_listed_twice_gives_its_sources_once(emulator: XApiEmulator, clock: Any) -> None:
+    adapter = make_adapter(emulator, clock, [XBrand("acme", [], ["acme_help", "@ACME_help", "acme_help"])])
+    assert [s.name for s in adapter.sources()] == ["x:acme:mentions:acme_help", "x:acme:own:acme_help"]
+
+
+def test_the_own_source_reads_every_post_of_the_brand_account(emulator: XApiEmulator, clock: Any) -> None:
+    """The brand's answers start with the customer's handle and need not name the brand: search with
+    `-from:` the brand never sees them, the account's own timeline does, whichever client posted them."""
+    adapter = make_adapter(emulator, clock, [XBrand("acme", ["acme -from:acme -from:acme_help"], ["acme_help"])])
+    own = next(s for s in adapter.sources() if s.kind == "own")
+    assert (own.name, own.target) == ("x:acme:own:acme_help", "acme_help")
+    complaint = emulator.add_tweet(CUSTOMER, "acme my bill is wrong")
+    clock.advance(seconds=40)
+    answer = emulator.add_tweet("acme_help", f"@{CUSTOMER} Sorry! Please send us a DM", in_reply_to=complaint)
+    status = emulator.add_tweet("acme_help", "All systems normal again")
+    emulator.retweet("acme_help", complaint)  # a share: not the brand speaking
+    emulator.add_tweet("acme", "the main account is a source of its own")
+    search = adapter.sources()[0]
+    assert [m.external_id for m in adapter.fetch(search, None).mentions] == [complaint]
+    first = adapter.fetch(own, None)
+    assert_domain_types(first)
+    assert [m.external_id for m in first.mentions] == [answer, status]
+    reply, post = first.mentions
+    assert reply.is_own and post.is_own and reply.source == own.name and reply.brand == "acme"
+    assert reply.in_reply_to_id == complaint and reply.conversation_id == complaint and post.in_reply_to_id is None
+    assert reply.author.handle == "acme_help" and reply.text == f"@{CUSTOMER} Sorry! Please send us a DM"
+    assert first.next_cursor == status
+    assert adapter.fetch(own, first.next_cursor).mentions == []
+    later = emulator.add_tweet("acme_help", f"@{CUSTOMER} Fixed now", in_reply_to=complaint)
+    again = adapter.fetch(own, first.next_cursor)
+    assert [m.external_id for m in again.mentions] == [later] and again.next_cursor == later
+    timeline = [q for _, path, q in emulator.log if path.endswith("/tweets") and path.startswith("/2/users/")]
+    assert timeline and all(q.get("exclude") == ["retweets"] for q in timeline)
+
+
+def test_the_own_source_is_the_brand_even_without_the_author_expansion(emulator: XApiEmulator,
+                                                                       clock: Any) -> None:
+    adapter = make_adapter(emulator, clock, [XBrand("acme", [], ["acme_help"])])
+    own = next(s for s in adapter.sources() if s.kind == "own")
+    emulator.add_tweet("acme_help", "hello")
+    (post,) = adapter.fetch(own, None).mentions
+    bare = to_mention(post.raw["tweet"], {}, brand="acme", accounts=["acme_help"], source=own, clock=clock,
+                      own_post=True)
+    assert bare.is_own and post.is_own
+
+
+def test_the_own_source_drains_a_long_timeline_over_several_polls(emulator: XApiEmulator, clock: Any) -> None:
+    adapter = make_adapter(emulator, clock, [XBrand("acme", [], ["acme_help"])], read_per_poll=100)
+    own = next(s for s in adapter.sources() if s.kind == "own")
+    ids = [emulator.add_tweet("acme_help", f"update {i}") for i in range(250)]
+    got: list[str] = []
+    cursor = None
+    for _ in range(4):
+        result = adapter.fetch(own, cursor)
+        got += [m.external_id for m in result.mentions]
+        cursor = result.next_cursor
+    assert sorted(got, key=int) == ids and len(got) == len(set(got)) and cursor == ids[-1]
 
 
 def test_5000_posts_across_60_pages_once_and_new_ones_next_time(emulator: XApiEmulator, clock: Any) -> None:
@@ -175,6 +236,12 @@ def test_cursor_older_than_search_window_reads_the_window(emulator: XApiEmulator
         result = adapter.fetch(source, cursor)
     assert [m.external_id for m in result.mentions] == [fresh]
     assert "older than the search window" in caplog.text
+    assert result.next_cursor is not None and result.next_cursor != cursor
+    caplog.clear()
+    clock.advance(seconds=60)
+    with caplog.at_level(logging.WARNING, logger="listener.platforms.x"):
+        again = adapter.fetch(source, result.next_cursor)
+    assert again.mentions == [] and "older than the search window" not in caplog.text
 
 
 def test_cleaned_text_is_logged(emulator: XApiEmulator, clock: Any, caplog: pytest.LogCaptureFixture) -> None:

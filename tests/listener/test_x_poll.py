@@ -20,7 +20,7 @@ from listener.platforms.x import XBrand, XPlatform
 from models.domain import ReplyState
 from models.orm import Mention, PollCursor, QueueItem, Reply
 from responders.dispatch import Dispatcher
-from sandbox.httpserver import Request
+from sandbox.httpserver import Request, Response
 from sandbox.x_api import XApiEmulator
 from tests.support import FakeClock, make_poller
 
@@ -65,7 +65,7 @@ def test_5000_posts_across_60_pages_arrive_complete_and_once(sessions: sessionma
                                                              emulator: XApiEmulator) -> None:
     ids = [emulator.add_tweet(CUSTOMER, f"acme problem number {n}") for n in range(5000)]
     adapter = adapter_for(emulator, clock, page_size=84, read_per_poll=30_000)  # 5000 / 84 -> 60 pages
-    [search, _mentions] = adapter.sources()
+    [search, _mentions, _own] = adapter.sources()
     arrived_mid_poll: list[str] = []
 
     def during_paging(request: Request) -> None:
@@ -276,3 +276,70 @@ def test_a_backlog_beyond_one_polls_page_cap_is_drained_without_a_gap(
     assert cursor_of(sessions, search.name) == ids[-1]
     assert poller.poll_once(adapter, search).new == 1  # then everything newer, from the old top
     assert sorted(stored_ids(sessions), key=int) == [*ids, late]
+
+
+def test_a_refused_stale_cursor_is_replaced_so_the_next_poll_is_valid(
+    sessions: sessionmaker[Session], clock: FakeClock, emulator: XApiEmulator
+) -> None:
+    """X refuses a since_id older than its 7-day search window. The poll that meets the refusal reads
+    the window without it and stores a cursor X takes, also when the window holds no post (the
+    poller keeps the old cursor when a fetch returns none): one 400, never one per poll."""
+    statuses: list[tuple[str, int, dict[str, list[str]]]] = []
+    decorate = emulator.decorate_response
+
+    def record(request: Request, response: Response) -> Response:
+        statuses.append((request.path, response.status, request.query))
+        return decorate(request, response)
+
+    emulator.decorate_response = record  # type: ignore[method-assign]
+    adapter = adapter_for(emulator, clock)
+    search = adapter.sources()[0]
+    poller = make_poller(sessions, Stub(), clock=clock)
+    old = emulator.add_tweet(CUSTOMER, "acme old complaint")
+    clock.advance(seconds=31)
+    poller.poll_once(adapter, search)
+    assert cursor_of(sessions, search.name) == old
+    clock.advance(days=8)  # a week without a matching post: the stored since_id is now out of the window
+    first = poller.poll_once(adapter, search)
+    stored = cursor_of(sessions, search.name)
+    assert first.new == 0 and first.error is None
+    assert stored is not None and stored != old and int(stored) > int(old)
+    fresh = emulator.add_tweet(CUSTOMER, "acme new complaint")
+    clock.advance(seconds=60)
+    second = poller.poll_once(adapter, search)
+    assert second.new == 1 and second.error is None
+    searches = [(status, query) for path, status, query in statuses if path.endswith("/search/recent")]
+    assert [status for status, _ in searches].count(400) == 1
+    last_status, last_query = searches[-1]
+    assert last_status == 200 and last_query["since_id"] == [stored]
+    clock.advance(seconds=60)
+    assert poller.poll_once(adapter, search).new == 0
+    assert [status for status, _ in searches].count(400) == 1
+    assert sorted(stored_ids(sessions), key=int) == [old, fresh]
+
+
+def test_an_answer_posted_outside_openear_closes_the_complaint(
+    sessions: sessionmaker[Session], clock: FakeClock, emulator: XApiEmulator
+) -> None:
+    """The shipped query style excludes `-from:` the brand, and the brand's answer names only the
+    customer: the own source (the account's timeline) brings it, and the intake closes the item."""
+    adapter = XPlatform([XBrand("Acme", ["acme -is:retweet -from:acme -from:acme_help"], ["acme_help"])],
+                        **emulator.credentials.as_dict(), base_url=emulator.url, clock=clock, timeout=2)
+    search, mentions, own = adapter.sources()
+    assert own.kind == "own"
+    poller = make_poller(sessions, Stub(), clock=clock)
+    complaint = emulator.add_tweet(CUSTOMER, "acme my router is broken, nobody helps")
+    clock.advance(seconds=31)
+    assert poller.poll_once(adapter, search).queued == 1
+    clock.advance(minutes=5)
+    answer = emulator.add_tweet("acme_help", f"@{CUSTOMER} Sorry! We have sent you a DM", in_reply_to=complaint)
+    clock.advance(seconds=31)
+    for source in (search, mentions):
+        assert poller.poll_once(adapter, source).new == 0  # neither search nor mentions see the answer
+    result = poller.poll_once(adapter, own)
+    assert result.new == 1 and result.own == 1 and result.closed_by_own_reply == 1
+    with sessions() as session:
+        stored = session.scalars(select(Mention).where(Mention.external_id == answer)).one()
+        assert stored.is_own and stored.in_reply_to_id == complaint
+        item = session.scalars(select(QueueItem)).one()
+        assert item.state == "answered"

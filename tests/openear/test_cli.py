@@ -38,8 +38,8 @@ def test_every_command_comes_from_the_registry_in_help_order() -> None:
     assert registry.COMMANDS[:2] == [config_cmd.register, db_cmd.register]  # config and db are listed too
     group = typer.main.get_group(app)
     assert group.list_commands(typer.Context(group)) == [
-        "init", "poll", "sources", "sandbox", "run", "demo", "classify", "eval-classifier", "train-classifier",
-        "serve", "digest", "config", "db", "user", "customer",
+        "init", "poll", "sources", "sandbox", "run", "backfill", "demo", "classify", "eval-classifier",
+        "train-classifier", "serve", "digest", "config", "db", "user", "customer",
     ]
 
 
@@ -61,6 +61,44 @@ def test_config_check_prints_a_summary_without_secrets(env: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Acme Mobile" in result.output
     assert SECRET not in result.output
+
+
+def test_the_shipped_config_gets_no_warnings(env: Path) -> None:
+    config = env / "config.yaml"
+    runner.invoke(app, ["--config", str(config), "init"])
+    result = runner.invoke(app, ["config", "check", str(config)])
+    assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_config_check_warns_when_answers_or_pages_cannot_be_read(env: Path) -> None:
+    config = env / "warn.yaml"
+    config.write_text("""
+brands:
+  - name: Blind
+    queries: {x: ["blind -from:blind"]}
+    accounts: {facebook: ["111", "222"]}
+  - name: Fine
+    queries: {x: ["fine"]}
+    accounts: {x: [fine_help], facebook: ["333"]}
+platforms:
+  x: {bearer_token: "${OPENEAR_X_BEARER_TOKEN}"}
+  facebook: {page_tokens: {"222": "${OPENEAR_FB_PAGE_TOKEN}", "333": "${OPENEAR_FB_PAGE_TOKEN}"}}
+web: {secret_key: "${OPENEAR_SECRET_KEY}"}
+""")
+    result = runner.invoke(app, ["config", "check", str(config)])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning")]
+    assert len(warnings) == 2, result.output
+    assert "'Blind' has X queries but no own X account (brands[0].accounts.x)" in warnings[0]
+    assert "unanswered" in warnings[0]
+    assert "'Blind' lists Facebook pages without a token (111)" in warnings[1]
+    assert "platforms.facebook.page_tokens" in warnings[1]
+    assert SECRET not in result.output
+    no_facebook = env / "nofb.yaml"
+    no_facebook.write_text(config.read_text().split("  facebook: {page_tokens")[0] +
+                           'web: {secret_key: "${OPENEAR_SECRET_KEY}"}\n')
+    result = runner.invoke(app, ["config", "check", str(no_facebook)])
+    assert "'Fine' lists Facebook pages without a token (333)" in result.output
 
 
 def test_config_check_error_is_a_message_not_a_traceback(env: Path) -> None:

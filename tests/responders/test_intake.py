@@ -172,3 +172,13 @@ def test_hidden_and_own_posts_never_open_a_conversation(sessions: sessionmaker[S
     poller = make_poller(sessions, classifier)
     poller.poll_once(ScriptedAdapter([[_in(1, hidden=True), _brand(2, answers=1)]]), SOURCE)
     assert _items(sessions) == []
+
+
+def test_an_answer_stored_before_its_complaint_still_closes_it(sessions: sessionmaker[Session],
+                                                              classifier: CountingClassifier) -> None:
+    """The own timeline may be polled before the search that finds the complaint."""
+    poller = make_poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1))
+    poller.poll_once(ScriptedAdapter([[_brand(5, answers=1)]]), SOURCE)
+    result = poller.poll_once(ScriptedAdapter([[_in(1)]]), SOURCE)
+    assert (result.queued, result.closed_by_own_reply) == (1, 1)
+    assert [s for s, *_ in _items(sessions)] == ["answered"]

@@ -314,6 +314,22 @@ def test_rate_limit_window(clock: Any) -> None:
         assert resp.status_code == 200 and resp.headers["x-rate-limit-remaining"] == "2"
 
 
+def test_the_user_timeline_has_a_window_of_its_own(clock: Any) -> None:
+    """The own-voice source (GET /2/users/:id/tweets) and the mentions source are limited apart."""
+    with XApiEmulator(clock=clock.timestamp, limits={"mentions": 1, "timeline": 2}) as emu:
+        api = Api(emu)
+        user_id = emu.own_user.id if emu.own_user else 0
+        assert api.get(f"/2/users/{user_id}/mentions").status_code == 200
+        assert api.get(f"/2/users/{user_id}/mentions").status_code == 429
+        timeline = [api.get(f"/2/users/{user_id}/tweets") for _ in range(3)]
+        assert [r.status_code for r in timeline] == [200, 200, 429]
+        assert timeline[0].headers["x-rate-limit-limit"] == "2"
+        assert api.get(SEARCH, query="acme").status_code == 200
+        emu.faults.inject("rate_limit_burst:1")
+        burst = api.get(f"/2/users/{user_id}/tweets")
+        assert burst.status_code == 429 and burst.headers["x-rate-limit-limit"] == "2"
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("spec", "status"), [("http_500", 500), ("http_503", 503)])

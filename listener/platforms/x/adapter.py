@@ -1,4 +1,5 @@
-"""The X (Twitter) adapter: recent search and account mentions through tweepy, replies as the brand.
+"""The X (Twitter) adapter: recent search, account mentions and the accounts' own posts through tweepy,
+replies as the brand.
 
 Only `tweepy.Client` talks to the API. With `base_url` set (the sandbox emulator, a recording proxy)
 a `RewritingAdapter` on the client's session sends tweepy's requests there instead of
@@ -7,6 +8,14 @@ api.twitter.com; it also gives every request a timeout, which tweepy does not.
 No tweepy type leaves this package: fetch returns `MentionData` (reading.py: long posts, retweets,
 edits), errors are the `PlatformError` family of `listener.platforms.base` (errors.py: which 403 is
 which, which limit a 429 is). Error messages name the config key to fix, never a token.
+
+Sources, per brand: one per search query (`x:<brand>:search:<i>`); per own account (accounts.x)
+its mentions (`x:<brand>:mentions:<handle>`, GET /2/users/:id/mentions) and its own posts
+(`x:<brand>:own:<handle>`, GET /2/users/:id/tweets, replies included, retweets excluded). The own
+source is the brand's voice: every answer the brand posts, from openear or any other client, comes
+back `is_own` with `in_reply_to_id`, so the intake closes what it answers. Search alone would miss
+them: an answer starts with the customer's handle and rarely names the brand, and queries usually
+exclude `-from:` the brand. The timeline reaches back 3,200 posts and needs no search indexing.
 
 Polling (the cursor is x/cursor.py):
 - since_id polling, newest first; a backlog beyond one poll's read budget (`read_per_poll`,
@@ -23,6 +32,10 @@ Polling (the cursor is x/cursor.py):
   RECENT_MAX young posts the watermark moves to the newest (logged). A post search indexes more
   than `settle` late can still be missed. (The other design, end_time = now - 30 s, delays every
   post by 30 s and moves each poll's window with the clock.)
+- A since_id older than the search window (X answers 400 naming since_id, e.g. after a week without
+  a matching post or a long outage) is dropped and the whole window read. The cursor returned is
+  then never the refused one: with no post in the window it is a since_id made from the time
+  STALE_FLOOR_AGE (5 min) ago (`snowflake_at`), which X takes for the next 7 days.
 - Mentions ask for exclude=retweets (shown in docs.x.com's mentions quickstart; X's OpenAPI spec
   2.159 lists no `exclude` there, so a 400 naming it turns it off for the adapter's life), and
   retweets are skipped on every source (a share is not a customer speaking; reading.py).
@@ -65,6 +78,7 @@ from listener.platforms.x.reading import (
     newest_per_chain,
     read_pages,
     replied_to,
+    snowflake_at,
     snowflake_time,
     to_mention,
 )
@@ -117,6 +131,7 @@ class _Plan:
     min_page: int
     token_param: str
     settles: bool  # search: the watermark waits out the indexing delay
+    kind: str  # the source's kind: "search", "mentions" or "own"
 
 
 class XPlatform:
@@ -130,6 +145,9 @@ class XPlatform:
     # so one poll never rate-limits itself; a larger backlog is drained over the next polls.
     MAX_PAGES = 300
     SETTLE = timedelta(seconds=30)  # search finds a post within this long after it was written
+    # After X refused a since_id as older than its search window and the whole window was read: the
+    # since_id stored is at least this old (a margin for clock skew), and X takes it for 7 days.
+    STALE_FLOOR_AGE = timedelta(minutes=5)
     RECENT_MAX = 500  # unsettled posts a search cursor remembers at most
     FIND_PAGES = 10  # timeline pages (of 100) find_reply reads per account at most
     HOSTS = ("https://api.twitter.com", "https://api.x.com")
@@ -168,15 +186,17 @@ class XPlatform:
     # -- PlatformAdapter ------------------------------------------------------------------------
 
     def sources(self) -> list[Source]:
-        """Per brand: one source per search query, one per own account's mentions."""
+        """Per brand: one source per search query; per own account its mentions and its own posts."""
         out: list[Source] = []
         for brand in self.brands.values():
             for i, query in enumerate(brand.queries):
                 out.append(Source(f"x:{brand.name}:search:{i}", NAME, brand.name, "search", query))
-            for handle in brand.accounts:
-                handle = handle.lstrip("@")
-                name = f"x:{brand.name}:mentions:{handle}"
-                out.append(Source(name, NAME, brand.name, "mentions", handle))
+            handles: dict[str, str] = {}
+            for account in brand.accounts:  # each account once, as first written
+                handles.setdefault(account.lstrip("@").casefold(), account.lstrip("@"))
+            for handle in handles.values():
+                for kind in ("mentions", "own"):
+                    out.append(Source(f"x:{brand.name}:{kind}:{handle}", NAME, brand.name, kind, handle))
         return out
 
     def preflight(self) -> None:
@@ -222,6 +242,7 @@ class XPlatform:
             kept = XCursor(state.since, state.until, state.newest, state.recent, today, read_today)
             return FetchResult([], kept.dump(), self._day_spent(source, now))
         allowance = self.read_per_poll if day_left is None else min(self.read_per_poll, day_left)
+        floor: str | None = None  # after a refused since_id: where the window read from scratch starts
         try:
             batch = self._read(plan, state, allowance)
         except _NoExclude:
@@ -233,13 +254,14 @@ class XPlatform:
         except _StaleCursor:
             log.warning("X: cursor %s of %s is older than the search window; reading the whole window",
                         state.since, source.name)
-            state = XCursor()
+            state = XCursor(recent=state.recent)
+            floor = snowflake_at(now - max(self.settle, self.STALE_FLOOR_AGE))
             batch = self._read(plan, state, allowance)
         read_today += batch.read
         recent = set(state.recent)
         fresh = [t for t in batch.tweets if t["id"] not in recent]
         mentions = [to_mention(t, batch.users, brand=brand.name, accounts=brand.accounts, source=source,
-                               clock=self.clock) for t in newest_per_chain(fresh)]
+                               clock=self.clock, own_post=plan.kind == "own") for t in newest_per_chain(fresh)]
         top = state.newest or batch.first_newest
         if batch.more and batch.tweets:  # pages left: drain on from the oldest post read
             keep = recent | {t["id"] for t in batch.tweets} if plan.settles else set()
@@ -251,10 +273,12 @@ class XPlatform:
             log.info("X: %s has more to read than this poll took; the next polls read on below %s", source.name,
                      nxt.until)
             return FetchResult(mentions, nxt.dump(), stopped)
+        # the window was read whole after a refused since_id: everything up to `floor` is read, so a
+        # window without posts still gives a since_id X takes (None would keep the refused one stored)
         if plan.settles:
-            since, unsettled = self._settled(state.since, top, batch, recent, now)
+            since, unsettled = self._settled(state.since or floor, top, batch, recent, now)
         else:
-            since, unsettled = top or state.since, ()
+            since, unsettled = top or state.since or floor, ()
         return FetchResult(mentions, XCursor(since, None, None, unsettled, today, read_today).dump())
 
     def post_reply(self, mention: MentionData, text: str) -> str:
@@ -308,13 +332,18 @@ class XPlatform:
         if source.kind == "search":
             return _Plan(self._client.search_recent_tweets, (source.target,), fields,
                          f"searching {source.target!r}", self.page_size, 10, "next_token",
-                         self.settle > timedelta(0))
+                         self.settle > timedelta(0), source.kind)
         if source.kind == "mentions":
             if self._mentions_exclude:  # docs.x.com shows it; X's OpenAPI spec does not: see _NoExclude
                 fields["exclude"] = ["retweets"]
             return _Plan(self._client.get_users_mentions, (self._user_id(source.target),),
                          fields, f"reading the mentions of @{source.target}",
-                         min(self.page_size, self.MENTIONS_PAGE_SIZE), 5, "pagination_token", False)
+                         min(self.page_size, self.MENTIONS_PAGE_SIZE), 5, "pagination_token", False, source.kind)
+        if source.kind == "own":  # the account's own posts, replies included (GET /2/users/:id/tweets)
+            fields["exclude"] = ["retweets"]  # in X's OpenAPI spec for this timeline
+            return _Plan(self._client.get_users_tweets, (self._user_id(source.target),),
+                         fields, f"reading @{source.target}'s own posts",
+                         min(self.page_size, self.MENTIONS_PAGE_SIZE), 5, "pagination_token", False, source.kind)
         raise ValueError(f"X has no source kind {source.kind!r}")
 
     def _read(self, plan: _Plan, state: XCursor, allowance: int) -> Batch:
@@ -333,7 +362,7 @@ class XPlatform:
                              for name in (e.get("parameters") or {})}
                     if "since_id" in base and "since_id" in named:
                         raise _StaleCursor() from exc
-                    if "exclude" in base and "exclude" in named and plan.token_param == "pagination_token":
+                    if "exclude" in base and "exclude" in named and plan.kind == "mentions":
                         raise _NoExclude() from exc
                     raise
             return self._call(plan.what, go)

@@ -37,6 +37,12 @@ def snowflake_time(post_id: str | int) -> datetime:
     return datetime.fromtimestamp(((int(post_id) >> 22) + TWEPOCH_MS) / 1000, UTC)
 
 
+def snowflake_at(moment: datetime) -> str:
+    """The smallest post id X can give a post created at `moment` (the inverse of `snowflake_time`)."""
+    ms = int(moment.timestamp() * 1000)
+    return str(max(0, ms - TWEPOCH_MS) << 22)
+
+
 def unescape(text: str) -> str:
     """Undo the entity escaping X applies to post texts (only &amp; &lt; &gt;)."""
     if "&" not in text:
@@ -167,8 +173,9 @@ def _created_at(tweet: Tweet, fallback: Callable[[], datetime]) -> datetime:
 
 
 def to_mention(tweet: Tweet, users: dict[str, dict[str, Any]], *, brand: str, accounts: list[str],
-               source: Source, clock: Callable[[], datetime]) -> MentionData:
-    """One X post as a MentionData (an edit under its chain's first id; see the module doc)."""
+               source: Source, clock: Callable[[], datetime], own_post: bool = False) -> MentionData:
+    """One X post as a MentionData (an edit under its chain's first id; see the module doc). `own_post`: read
+    from a brand account's own timeline, so the brand's post even when X sent no author with it."""
     post_id = str(tweet["id"])
     chain = chain_of(tweet)
     original = chain[0]
@@ -201,6 +208,6 @@ def to_mention(tweet: Tweet, users: dict[str, dict[str, Any]], *, brand: str, ac
         language=lang if isinstance(lang, str) and lang != "und" else None,
         conversation_id=conversation, in_reply_to_id=in_reply_to,
         permalink=f"https://x.com/{username or 'i/web'}/status/{original}",
-        is_own=username is not None and username.casefold() in own,
+        is_own=own_post or (username is not None and username.casefold() in own),
         raw=clean_json({"tweet": tweet, "author": user}),
         revision=post_id if edited else None, edited_at=written if edited and original != post_id else None)
