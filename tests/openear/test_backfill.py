@@ -41,7 +41,8 @@ def emulators() -> Iterator[tuple[XApiEmulator, GraphApiEmulator]]:
         yield x, fb
 
 
-def write_config(tmp_path: Path, x: XApiEmulator, fb: GraphApiEmulator, budget: str = "per_poll: 10") -> Path:
+def write_config(tmp_path: Path, x: XApiEmulator, fb: GraphApiEmulator, budget: str = "per_poll: 10",
+                 db_url: str | None = None) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(f"""
 brands:
@@ -52,7 +53,7 @@ platforms:
   x: {{base_url: "{x.url}", bearer_token: "${{T_XB}}", consumer_key: "${{T_XCK}}", consumer_secret: "${{T_XCS}}",
       access_token: "${{T_XAT}}", access_token_secret: "${{T_XATS}}", read_budget: {{{budget}}}}}
   facebook: {{base_url: "{fb.url}", page_tokens: {{"{fb.page_id}": "${{T_FB}}"}}}}
-database: {{url: "sqlite:///{tmp_path / 'backfill.db'}"}}
+database: {{url: "{db_url or f"sqlite:///{tmp_path / 'backfill.db'}"}"}}
 classifier: {{model: lexicon}}
 web: {{secret_key: "${{T_WEB}}"}}
 """)
@@ -221,7 +222,7 @@ def test_an_unknown_source_is_a_usage_error(tmp_path: Path,
 
 @pytest.mark.slow
 def test_sigkill_mid_backfill_loses_and_duplicates_nothing(
-        tmp_path: Path, emulators: tuple[XApiEmulator, GraphApiEmulator]) -> None:
+        tmp_path: Path, emulators: tuple[XApiEmulator, GraphApiEmulator], db_url: str) -> None:
     x, fb = emulators
     x.grow(3000)
     fb.grow(400)
@@ -231,9 +232,8 @@ def test_sigkill_mid_backfill_loses_and_duplicates_nothing(
 
     x.add_hook(slow)
     fb.add_hook(slow)
-    config = write_config(tmp_path, x, fb)
-    engine = make_engine(f"sqlite:///{tmp_path / 'backfill.db'}")
-    upgrade(engine)
+    config = write_config(tmp_path, x, fb, db_url=db_url)  # each backend (a migrated, empty database)
+    engine = make_engine(db_url)
     sessions = session_factory(engine)
     env = {**os.environ, **environment(x, fb), "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "backfill.log"
