@@ -222,7 +222,11 @@ class Dispatcher:
                 message = ("The platform says this reply is already posted but it is not visible yet; "
                            "openear checks again shortly.")
                 retryable = True
-            # waiting for a limit to reset is not a failed try: rate limits do not use up the attempts
+            if isinstance(error, RateLimited):
+                # refused before anything was posted: not a try. `attempts` counts real tries only, so
+                # waiting out limits uses up neither MAX_ATTEMPTS, the backoff nor DUPLICATE_CHECKS
+                # (the fencing of this attempt is over: the reply leaves `sending` right here)
+                reply.attempts -= 1
             retryable = retryable and (isinstance(error, RateLimited) or reply.attempts < self.MAX_ATTEMPTS)
             reply.transition(ReplyState.FAILED)
             reply.error, reply.retryable = message, retryable

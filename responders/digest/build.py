@@ -37,6 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select
@@ -47,6 +48,7 @@ from models.domain import QueueState, SentimentLabel
 from models.history import histories_at
 from models.orm import Author, Customer, ErasedMentionStats, Mention, QueueItem, User
 from responders.answers import OPENEAR, first_answers, is_closing, percentile, response_seconds
+from responders.queue.items import thread_key
 
 LABELS = ("negative", "neutral", "positive", "unclassified")
 SERIES_DAYS = 8  # the day and the 7 before it (charts, trend)
@@ -282,9 +284,11 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
     per_agent: dict[int | None, list[float]] = {}
     complaint_texts: list[tuple[int, str]] = []
     waiting_rows: list[tuple[datetime, int, str, str]] = []
+    unanswered: list[tuple[Any, bool]] = []
     for row in session.execute(
         select(Mention.id, Mention.platform, Mention.text, Mention.created_at, Mention.sentiment_label,
-               Mention.score_negative, Mention.hidden, QueueItem.state)
+               Mention.score_negative, Mention.hidden, QueueItem.state, Mention.conversation_id,
+               Mention.external_id, Mention.author_id)
         .outerjoin(QueueItem, QueueItem.mention_id == Mention.id).where(in_day)
         .execution_options(yield_per=5000)
     ):
@@ -301,13 +305,7 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
             n["complaints"] += 1
             complaint_texts.append((row.id, row.text))
         if answer is None:
-            dismissed = row.state == QueueState.DISMISSED.value
-            overdue = not dismissed and row.created_at <= now - sla
-            n["unanswered_late"] += overdue
-            if complaint:
-                n["dismissed"] += dismissed
-                if overdue:
-                    waiting_rows.append((row.created_at, row.id, row.platform, row.text))
+            unanswered.append((row, complaint))
             continue
         delay = response_seconds(row.created_at, answer)
         delays.append(delay)
@@ -317,6 +315,16 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
         n["via_" + answer.via] += 1
         if answer.via == OPENEAR:
             per_agent.setdefault(answer.answered_by, []).append(delay)
+    states = _conversation_states(session, [row for row, _ in unanswered if row.state is None])
+    for row, complaint in unanswered:
+        state = row.state or states.get(row.id)
+        dismissed = state == QueueState.DISMISSED.value
+        overdue = not dismissed and row.created_at <= now - sla
+        n["unanswered_late"] += overdue
+        if complaint:
+            n["dismissed"] += dismissed
+            if overdue:
+                waiting_rows.append((row.created_at, row.id, row.platform, row.text))
     to_answer, answered_n = n["to_answer"] + erased["mentions"], n["answered"] + erased["answered"]
     complaints = n["complaints"] + erased["complaints"]
     complaints_answered = n["complaints_answered"] + erased["complaints_answered"]
@@ -400,6 +408,19 @@ def top_topics(texts: list[str], brand: str) -> tuple[Topic, ...]:
             if len(found) < 2 and f" {term} " in joined and quote not in found:
                 found.append(quote)
     return tuple(Topic(t, n, tuple(examples[t])) for t, n in terms)
+
+
+def _conversation_states(session: Session, rows: list[Any]) -> dict[int, str]:
+    """The state of the conversation item of mentions that are not their item's newest message (an
+    earlier message of a conversation: queue items answer the newest one, responders.queue.intake)."""
+    keys = {row.id: thread_key(row.platform, row.conversation_id, row.external_id, row.author_id) for row in rows}
+    latest: dict[str, str] = {}
+    wanted = sorted(set(keys.values()))
+    for start in range(0, len(wanted), 512):
+        for key, state in session.execute(select(QueueItem.thread_key, QueueItem.state).where(
+                QueueItem.thread_key.in_(wanted[start:start + 512])).order_by(QueueItem.id)):
+            latest[key or ""] = state
+    return {mention_id: latest[key] for mention_id, key in keys.items() if key in latest}
 
 
 def loyal_waiting(session: Session, brand: str, before: datetime, now: datetime, base: str) -> tuple[WaitingItem, ...]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy import bindparam, func, or_, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener.poller import Admitted, NewMention
@@ -100,7 +100,7 @@ class Intake:
         opened = 0
         for key, messages in threads.items():
             item = existing.get(key)
-            if item is None or (item.state == QueueState.DISMISSED.value and item.dismiss_reason == "merged"):
+            if item is None:
                 fresh.append((key, messages))
             elif item.state in OPEN_QUEUE_STATES:
                 self._join(session, item, messages, known, now)
@@ -128,12 +128,17 @@ class Intake:
 
     @staticmethod
     def _latest_items(session: Session, keys: list[str]) -> dict[str, QueueItem]:
-        """The newest item of each conversation key (open, or the last closed one)."""
+        """Each conversation's item: the open one if any, else the newest closed one (items migration
+        0011 merged into another are never it)."""
         found: dict[str, QueueItem] = {}
         for batch in pow2_batches(keys, CHUNK):
-            for item in session.scalars(select(QueueItem).where(QueueItem.thread_key.in_(pow2_padded(list(batch))))
-                                        .order_by(QueueItem.id)):
-                found[item.thread_key or ""] = item
+            for item in session.scalars(select(QueueItem).where(
+                    QueueItem.thread_key.in_(pow2_padded(list(batch))),
+                    or_(QueueItem.dismiss_reason.is_(None), QueueItem.dismiss_reason != "merged"))
+                    .order_by(QueueItem.id)):
+                key = item.thread_key or ""
+                if key not in found or found[key].state not in OPEN_QUEUE_STATES:
+                    found[key] = item
         return found
 
     def _join(self, session: Session, item: QueueItem, messages: list[NewMention],
@@ -175,6 +180,7 @@ class Intake:
         if not inbound:
             return []
         keys = sorted({(m.data.platform, m.data.external_id) for m in inbound})
+        keys = sorted({*keys, *((m.data.platform, m.data.revision) for m in inbound if m.data.revision)})
         found: list[_Answer] = []
         for batch in pow2_batches(keys, CHUNK):
             found += [_Answer(r.platform, r.in_reply_to_id, r.created_at, r.external_id) for r in session.execute(
@@ -191,19 +197,25 @@ class Intake:
         if not answers:
             return 0
         targets = {(a.platform, a.in_reply_to_id) for a in answers}
-        answered = session.execute(
-            select(Mention.platform, Mention.external_id, Mention.conversation_id, Mention.author_id)
-            .where(tuple_(Mention.platform, Mention.external_id).in_(pow2_padded(sorted(targets))),
-                   Mention.is_own.is_(False))
+        wanted = pow2_padded(sorted(targets))
+        answered = session.execute(  # an X reply goes to the newest revision of an edited post
+            select(Mention.platform, Mention.external_id, Mention.revision_id, Mention.conversation_id,
+                   Mention.author_id)
+            .where(or_(tuple_(Mention.platform, Mention.external_id).in_(wanted),
+                       tuple_(Mention.platform, Mention.revision_id).in_(wanted)), Mention.is_own.is_(False))
         ).all()
-        keys = {(r.platform, r.external_id): thread_key(r.platform, r.conversation_id, r.external_id, r.author_id)
-                for r in answered}
+        keys: dict[tuple[str, str], str] = {}
+        for r in answered:
+            key = thread_key(r.platform, r.conversation_id, r.external_id, r.author_id)
+            keys[(r.platform, r.external_id)] = key
+            if r.revision_id:
+                keys[(r.platform, r.revision_id)] = key
         closed = 0
         for answer in sorted(answers, key=lambda a: _aware(a.created_at)):
-            key = keys.get((answer.platform, answer.in_reply_to_id or ""))
-            if key is None:
+            found = keys.get((answer.platform, answer.in_reply_to_id or ""))
+            if found is None:
                 continue
-            item = session.scalar(select(QueueItem).where(QueueItem.thread_key == key, OPEN_ITEM))
+            item = session.scalar(select(QueueItem).where(QueueItem.thread_key == found, OPEN_ITEM))
             if item is None:
                 continue
             newest = session.get(Mention, item.mention_id)
@@ -216,9 +228,10 @@ class Intake:
                              detail={"mention_id": item.mention_id, "answer": answer.external_id})
                 closed += 1
             else:
+                thread = newest.conversation_id or newest.external_id
                 later = session.scalar(select(func.min(Mention.created_at)).where(
                     Mention.platform == answer.platform, Mention.author_id == newest.author_id,
-                    Mention.conversation_id == newest.conversation_id, Mention.created_at > at,
+                    func.coalesce(Mention.conversation_id, Mention.external_id) == thread, Mention.created_at > at,
                     Mention.is_own.is_(False)))
                 if later is not None:
                     item.waiting_since = later

@@ -201,6 +201,8 @@ class LaggingPlatform(RecordingPlatform):
     elsewhere: set[str] = field(default_factory=set)  # texts already posted to other threads
 
     def post_reply(self, mention: MentionData, text: str) -> str:
+        if self.errors:
+            raise self.errors.pop(0)
         if text in self.elsewhere or any(t == text for _, t in self.posted):
             raise Duplicate("X: You are not allowed to create a Tweet with duplicate content.")
         self.posted.append((mention.external_id, text))
@@ -262,7 +264,18 @@ def test_waiting_out_rate_limits_does_not_use_up_the_attempts(sessions: sessionm
                                    "limit") for n in range(limits)]
     reply_id = make_reply(sessions)
     reply = _run_until_settled(worker, clock, reply_id, sessions)
-    assert reply.state == ReplyState.SENT.value and reply.attempts == limits + 1
+    assert reply.state == ReplyState.SENT.value and reply.attempts == 1  # the only real try
+    assert platform.posted == [("m1", "Sorry! We are on it.")]
+
+
+def test_rate_limits_before_a_lost_post_keep_the_duplicate_check(sessions: sessionmaker[Session],
+                                                                 clock: FakeClock) -> None:
+    """Three 429s, then a post that times out after X took it, then search lags: still one post."""
+    platform = LaggingPlatform(times_out_after_post=True, lag=2)
+    platform.errors = [RateLimited("429", clock() + timedelta(minutes=1)) for _ in range(3)]
+    reply_id = make_reply(sessions)
+    reply = _run_until_settled(dispatcher(sessions, platform, clock), clock, reply_id, sessions)
+    assert reply.state == ReplyState.SENT.value
     assert platform.posted == [("m1", "Sorry! We are on it.")]
 
 

@@ -182,3 +182,56 @@ def test_an_answer_stored_before_its_complaint_still_closes_it(sessions: session
     result = poller.poll_once(ScriptedAdapter([[_in(1)]]), SOURCE)
     assert (result.queued, result.closed_by_own_reply) == (1, 1)
     assert [s for s, *_ in _items(sessions)] == ["answered"]
+
+
+def test_an_answer_to_the_edited_version_closes_the_conversation(sessions: sessionmaker[Session],
+                                                                classifier: CountingClassifier) -> None:
+    """X replies go to an edited post's newest version; the store knows the chain's first id."""
+    poller = make_poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1))
+    edited = _in(1, "my order never arrived (edited)", revision="9001", edited_at=T0 + timedelta(minutes=2))
+    poller.poll_once(ScriptedAdapter([[edited]]), SOURCE)
+    answer = replace(_brand(5, answers=1), in_reply_to_id="9001")
+    assert poller.poll_once(ScriptedAdapter([[answer]]), SOURCE).closed_by_own_reply == 1
+    assert [s for s, *_ in _items(sessions)] == ["answered"]
+
+
+def test_items_merged_by_the_migration_never_open_a_second_item(sessions: sessionmaker[Session],
+                                                              classifier: CountingClassifier) -> None:
+    """0011 may keep an older claimed item and dismiss a newer one as merged: a follow-up joins the kept one."""
+    poller = make_poller(sessions, classifier)
+    poller.poll_once(ScriptedAdapter([[_in(1)]]), SOURCE)
+    with sessions.begin() as session:
+        kept = session.scalars(select(QueueItem)).one()
+        newer = Mention(platform="x", external_id="1002", brand="Acme", source=SOURCE.name, text="again",
+                        created_at=T0 + timedelta(minutes=2), author_id=session.get(Mention, kept.mention_id)
+                        .author_id, conversation_id="c1")  # type: ignore[union-attr]
+        session.add(newer)
+        session.flush()
+        session.add(QueueItem(mention_id=newer.id, brand="Acme", state="dismissed", dismiss_reason="merged",
+                              thread_key=kept.thread_key, priority=0.1))
+    result = poller.poll_once(ScriptedAdapter([[_in(3, "hello??")]]), SOURCE)
+    assert result.queued == 0
+    assert [(s, m) for s, _, m, _ in _items(sessions)] == [("new", 2), ("dismissed", 1)]
+
+
+def test_the_digest_follows_the_conversation_item_of_earlier_messages(sessions: sessionmaker[Session],
+                                                                     classifier: CountingClassifier) -> None:
+    """A dismissed conversation of two complaints: neither message is listed as waiting."""
+    from datetime import date
+
+    from models.config import BrandConfig, Config, DatabaseConfig, WebConfig
+    from responders.digest.build import build_digest
+
+    poller = make_poller(sessions, classifier, clock=lambda: T0 + timedelta(hours=1))
+    poller.poll_once(ScriptedAdapter([[_in(1), _in(2, "it never came, where is it")]]), SOURCE)
+    config = Config(brands=[BrandConfig(name="Acme", timezone="UTC")], database=DatabaseConfig(url="sqlite://"),
+                    web=WebConfig(secret_key="digest-test-secret-0123456789"))  # type: ignore[arg-type]
+    now = T0 + timedelta(days=1)
+    with sessions() as session:
+        before = build_digest(session, config, "Acme", date(2026, 11, 20), now=now)
+    assert (before.complaints, before.waiting_total, before.dismissed) == (2, 2, 0)
+    with sessions.begin() as session:
+        session.execute(update(QueueItem).values(state="dismissed", dismiss_reason="not_relevant"))
+    with sessions() as session:
+        after = build_digest(session, config, "Acme", date(2026, 11, 20), now=now)
+    assert (after.complaints, after.waiting_total, after.dismissed) == (2, 0, 2)
