@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import make_engine, session_factory, upgrade
+from models.db import head_revision, make_engine, session_factory, upgrade
 from models.orm import Base
 from tests.support import FakeClock
 
@@ -119,6 +119,8 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         conn.execute(text("DROP TABLE IF EXISTS apscheduler_jobs"))
+        # a test may have moved the schema revision (an "outdated schema" test): back to head
+        conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()})
     engine.dispose()
     return url
 
