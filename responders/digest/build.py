@@ -44,6 +44,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from models.config import Config
+from models.db import pow2_batches, pow2_padded
 from models.domain import QueueState, SentimentLabel
 from models.history import histories_at
 from models.orm import Author, Customer, ErasedMentionStats, Mention, QueueItem, User
@@ -415,10 +416,9 @@ def _conversation_states(session: Session, rows: list[Any]) -> dict[int, str]:
     earlier message of a conversation: queue items answer the newest one, responders.queue.intake)."""
     keys = {row.id: thread_key(row.platform, row.conversation_id, row.external_id, row.author_id) for row in rows}
     latest: dict[str, str] = {}
-    wanted = sorted(set(keys.values()))
-    for start in range(0, len(wanted), 512):
+    for batch in pow2_batches(sorted(set(keys.values())), 512):
         for key, state in session.execute(select(QueueItem.thread_key, QueueItem.state).where(
-                QueueItem.thread_key.in_(wanted[start:start + 512])).order_by(QueueItem.id)):
+                QueueItem.thread_key.in_(pow2_padded(list(batch)))).order_by(QueueItem.id)):
             latest[key or ""] = state
     return {mention_id: latest[key] for mention_id, key in keys.items() if key in latest}
 

@@ -196,38 +196,36 @@ class Intake:
         answers = [a for a in own if a.in_reply_to_id]
         if not answers:
             return 0
-        targets = {(a.platform, a.in_reply_to_id) for a in answers}
-        wanted = pow2_padded(sorted(targets))
-        answered = session.execute(  # an X reply goes to the newest revision of an edited post
-            select(Mention.platform, Mention.external_id, Mention.revision_id, Mention.conversation_id,
-                   Mention.author_id)
-            .where(or_(tuple_(Mention.platform, Mention.external_id).in_(wanted),
-                       tuple_(Mention.platform, Mention.revision_id).in_(wanted)), Mention.is_own.is_(False))
-        ).all()
+        targets = sorted({(a.platform, a.in_reply_to_id or "") for a in answers})
         keys: dict[tuple[str, str], str] = {}
-        for r in answered:
-            key = thread_key(r.platform, r.conversation_id, r.external_id, r.author_id)
-            keys[(r.platform, r.external_id)] = key
-            if r.revision_id:
-                keys[(r.platform, r.revision_id)] = key
+        for batch in pow2_batches(targets, CHUNK):
+            wanted = pow2_padded(list(batch))
+            for r in session.execute(  # an X reply goes to the newest revision of an edited post
+                select(Mention.platform, Mention.external_id, Mention.revision_id, Mention.conversation_id,
+                       Mention.author_id)
+                .where(or_(tuple_(Mention.platform, Mention.external_id).in_(wanted),
+                           tuple_(Mention.platform, Mention.revision_id).in_(wanted)), Mention.is_own.is_(False))
+            ):
+                key = thread_key(r.platform, r.conversation_id, r.external_id, r.author_id)
+                keys[(r.platform, r.external_id)] = key
+                if r.revision_id:
+                    keys[(r.platform, r.revision_id)] = key
+        items = self._open_items(session, sorted(set(keys.values())))
         closed = 0
         for answer in sorted(answers, key=lambda a: _aware(a.created_at)):
-            found = keys.get((answer.platform, answer.in_reply_to_id or ""))
-            if found is None:
+            found = items.get(keys.get((answer.platform, answer.in_reply_to_id or ""), ""))
+            if found is None or found[0].state not in OPEN_QUEUE_STATES:
                 continue
-            item = session.scalar(select(QueueItem).where(QueueItem.thread_key == found, OPEN_ITEM))
-            if item is None:
-                continue
-            newest = session.get(Mention, item.mention_id)
+            item, newest = found
             at = _aware(answer.created_at)
-            if newest is None or at >= _aware(newest.created_at):
+            if at >= _aware(newest.created_at):
                 if item.state == QueueState.NEW.value:
                     item.transition(QueueState.CLAIMED, now=now)
                 item.transition(QueueState.ANSWERED, now=now)
                 audit.record(session, audit.ANSWERED_ON_PLATFORM, "queue_item", item.id, user_id=None, at=now,
                              detail={"mention_id": item.mention_id, "answer": answer.external_id})
                 closed += 1
-            else:
+            else:  # rare: an answer to an earlier message; the later ones wait from the first after it
                 thread = newest.conversation_id or newest.external_id
                 later = session.scalar(select(func.min(Mention.created_at)).where(
                     Mention.platform == answer.platform, Mention.author_id == newest.author_id,
@@ -235,8 +233,20 @@ class Intake:
                     Mention.is_own.is_(False)))
                 if later is not None:
                     item.waiting_since = later
-            session.flush()
+        session.flush()
         return closed
+
+    @staticmethod
+    def _open_items(session: Session, keys: list[str]) -> dict[str, tuple[QueueItem, Mention]]:
+        """The open item of each conversation key, with the newest customer message it answers."""
+        found: dict[str, tuple[QueueItem, Mention]] = {}
+        for batch in pow2_batches(keys, CHUNK):
+            for item, mention in session.execute(
+                select(QueueItem, Mention).join(Mention, Mention.id == QueueItem.mention_id)
+                .where(QueueItem.thread_key.in_(pow2_padded(list(batch))), OPEN_ITEM)
+            ).all():
+                found[item.thread_key or ""] = (item, mention)
+        return found
 
     # ------------------------------------------------------------------ ranking
 
