@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import case, or_, select, tuple_
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listener import metrics
 from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited, Source
 from models.db import insert_into, pow2_batches
-from models.domain import MentionData, clean_json, clean_text
+from models.domain import MentionData, aware, clean_json, clean_text
 from models.orm import Author, Mention, PollCursor, utcnow
 
 log = logging.getLogger(__name__)
@@ -326,11 +326,7 @@ def _newer(m: MentionData, stored_revision: str | None, stored_edited_at: dateti
         return False
     if stored_edited_at is None or m.edited_at is None:
         return m.edited_at is not None or stored_revision is None
-    return _aware(m.edited_at) > _aware(stored_edited_at)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware(m.edited_at) > aware(stored_edited_at)
 
 
 def _mention_row(m: MentionData, author_id: int, sentiment: SentimentLike | None, now: datetime) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 Platform = str
@@ -126,6 +126,11 @@ class MentionData:
 
 
 _REPLACEMENT = "\ufffd"
+
+
+def aware(moment: datetime) -> datetime:
+    """`moment` as an aware datetime: a naive one is taken as UTC (what the store writes)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def clean_text(text: str) -> tuple[str, list[str]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, tuple_
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listener.poller import Admitted, NewMention
 from models.config import RankingConfig
 from models.db import insert_into, pow2_batches, pow2_padded
-from models.domain import OPEN_QUEUE_STATES, QueueState
+from models.domain import OPEN_QUEUE_STATES, QueueState, aware
 from models.history import Pair, histories, histories_at
 from models.orm import Author, Base, Mention, QueueItem, utcnow
 from models.ranking import CustomerHistory, RankInput, rank
@@ -212,13 +212,13 @@ class Intake:
                     keys[(r.platform, r.revision_id)] = key
         items = self._open_items(session, sorted(set(keys.values())))
         closed = 0
-        for answer in sorted(answers, key=lambda a: _aware(a.created_at)):
+        for answer in sorted(answers, key=lambda a: aware(a.created_at)):
             found = items.get(keys.get((answer.platform, answer.in_reply_to_id or ""), ""))
             if found is None or found[0].state not in OPEN_QUEUE_STATES:
                 continue
             item, newest = found
-            at = _aware(answer.created_at)
-            if at >= _aware(newest.created_at):
+            at = aware(answer.created_at)
+            if at >= aware(newest.created_at):
                 if item.state == QueueState.NEW.value:
                     item.transition(QueueState.CLAIMED, now=now)
                 item.transition(QueueState.ANSWERED, now=now)
@@ -339,7 +339,3 @@ class Intake:
 def _closing(m: NewMention) -> bool:
     """A thank-you or "it is solved" message (responders.answers.is_closing, the digest's rule too)."""
     return is_closing(m.data.text, "negative" if m.negative is not None else None, m.negative)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
