@@ -27,6 +27,7 @@ from sandbox.httpserver import Request
 from sandbox.x_api import XApiEmulator
 from sandbox.x_query import compile_query
 from sandbox.x_store import SUPPORT_USER_ID
+from tests.openear.test_daemon_faults import daemon_env
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,9 +62,8 @@ web: {{secret_key: "${{T_WEB}}"}}
 
 
 def environment(x: XApiEmulator, fb: GraphApiEmulator) -> dict[str, str]:
-    c = x.credentials
-    return {"T_XB": c.bearer_token, "T_XCK": c.consumer_key, "T_XCS": c.consumer_secret, "T_XAT": c.access_token,
-            "T_XATS": c.access_token_secret, "T_FB": fb.page_token(), "T_WEB": "backfill-test-secret-0123456789"}
+    """The credentials variables write_config references (those of the daemon fault test)."""
+    return {k: v for k, v in daemon_env(x, fb).items() if k.startswith("T_")}
 
 
 @pytest.fixture
