@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import head_revision, make_engine, session_factory, upgrade
 from models.orm import Base
+from models.sentiment import encoder_build as _encoder_build
 from tests.support import FakeClock
 
 PG_ADMIN_URL = os.environ.get("OPENEAR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -135,3 +137,28 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return session_factory(engine)
+
+
+# ----------------------------------------------------------------------------- the default encoder
+@pytest.fixture(scope="session")
+def encoder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """(session) A data dir holding the default encoder, built from scratch from the pip packages (~5-10 s)."""
+    try:
+        files = _encoder_build.source_files()
+    except _encoder_build.EncoderBuildError as exc:  # pragma: no cover - depends on the environment
+        pytest.skip(str(exc))
+    root = tmp_path_factory.mktemp("openear-data")
+    start = time.perf_counter()
+    _encoder_build.build_encoder(_encoder_build.encoder_dir(root), files)
+    print(f"encoder built from scratch in {time.perf_counter() - start:.1f}s")
+    return root
+
+
+@pytest.fixture()
+def own_data_dir(encoder_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """OPENEAR_DATA_DIR of this test's own (classifier versions, caches) sharing the session's built encoder."""
+    root = tmp_path / "openear-data"
+    root.mkdir()
+    (root / "encoders").symlink_to(encoder_root / "encoders", target_is_directory=True)
+    monkeypatch.setenv("OPENEAR_DATA_DIR", str(root))
+    return root

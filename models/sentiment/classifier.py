@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from models.sentiment.errors import ClassifierError, UnmappableLabels
-from models.sentiment.head import HEAD_PATH, Head
+from models.sentiment.head import Head
 from models.sentiment.lexicon import LexiconClassifier
 from models.sentiment.result import (
     DEFAULT_MODEL,
@@ -147,9 +147,17 @@ class EmbeddingClassifier:
                  device: str = "cpu", batch_size: int = 32, mode: str | None = None) -> None:
         from models.sentiment.encoder import TextEncoder  # torch: imported when the default is built
 
-        self.head = Head.load(head_path or HEAD_PATH)
+        if head_path is None:  # the active version: a gated retrain or else the shipped model
+            from models.sentiment.active import active_head_path
+
+            head_path = active_head_path()
+        self.head = Head.load(head_path)
         mode = mode or str(self.head.meta.get("inference_mode", self.head.meta.get("encoder_mode", "fp32")))
-        self.encoder = TextEncoder(encoder_path, device=device, batch_size=batch_size, mode=mode)
+        adapter = self.head.meta.get("adapter")  # {"file": name beside the head, "sha256": ...}
+        self.encoder = TextEncoder(
+            encoder_path, device=device, batch_size=batch_size, mode=mode,
+            adapter=head_path.parent / str(adapter["file"]) if isinstance(adapter, dict) else None,
+            adapter_sha256=str(adapter["sha256"]) if isinstance(adapter, dict) else None)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         if not texts:

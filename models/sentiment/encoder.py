@@ -101,13 +101,14 @@ class TextEncoder:
     fp32), "fp32", "bf16" (weights and activations in bfloat16, pooling in float32: embeddings
     within cosine 0.9999 of fp32, 2-3x faster on CPUs with AVX512-BF16/AMX, slower elsewhere),
     "int8" (dynamic int8 Linear layers, about 2x faster, less accurate) or "int8-noqkv" (int8 except
-    query/key/value).
+    query/key/value). `adapter`: a fine-tuned adapter (models/sentiment/adapter.py) merged in at load.
     """
 
     def __init__(self, path: str | Path | None = None, device: str = "cpu", batch_size: int = 32,
                  max_length: int = 512, mode: str = "fp32", prefix: str = QUERY_PREFIX,
-                 packed: bool = True) -> None:
+                 packed: bool = True, adapter: Path | None = None, adapter_sha256: str | None = None) -> None:
         self.path = Path(path) if path is not None else None
+        self.adapter, self.adapter_sha256 = adapter, adapter_sha256
         self.device, self.batch_size, self.max_length = device, batch_size, max_length
         self.mode = resolve_mode(mode, device)
         self.prefix = prefix
@@ -141,6 +142,10 @@ class TextEncoder:
                 model = BertModel.from_pretrained(str(path), add_pooling_layer=False, dtype=dtype).eval()
             except OSError as exc:  # a missing or unreadable model dir, an unwritable data dir
                 raise ClassifierError(str(exc)) from exc
+            if self.adapter is not None:  # before int8 quantization: the deltas go into float weights
+                from models.sentiment.adapter import merge_adapter
+
+                merge_adapter(model, self.adapter, self.adapter_sha256)
             if self.mode in ("fp32", "bf16"):
                 model = model.to(self.device)
             else:

@@ -22,6 +22,7 @@ pins it against a numpy reference at cosine > 0.99999).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -50,6 +51,21 @@ def attention_width(width: int) -> int:
     return width if width <= MATMUL_ATTENTION_MAX_WIDTH else 1 << (width - 1).bit_length()
 
 
+@dataclass(frozen=True)
+class Packing:
+    """Where each text's tokens sit: packed rows, their padded attention layout, and the mask."""
+
+    texts: int
+    width: int
+    total: int
+    rows: int
+    slot: torch.Tensor
+    positions: torch.Tensor
+    mask: torch.Tensor
+    owner: torch.Tensor
+    lengths: torch.Tensor
+
+
 class PackedBert:
     """Runs `model` (a BertModel in eval mode) on packed token rows."""
 
@@ -64,36 +80,53 @@ class PackedBert:
     @torch.inference_mode()
     def mean_pooled(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
         """(len(ids), hidden) float32 mean-pooled last hidden states (not normalized)."""
-        device = self.model.embeddings.word_embeddings.weight.device
         lengths = [len(x) for x in ids]
         if not ids or min(lengths) == 0:
             raise ValueError("every text needs at least one token")
-        texts, width, total = len(ids), attention_width(max(lengths)), sum(lengths)
-        rows = packed_rows(total)
-        lengths_t = torch.tensor(lengths)
+        packing = self.packing(lengths, packed_rows(sum(lengths)))
+        x = self.embed(ids, packing)
+        for layer in self.model.encoder.layer:
+            x = self.layer(layer, x, packing)
+        return self.pool(x, packing)
+
+    def packing(self, lengths: Sequence[int], rows: int) -> Packing:
+        """The geometry of texts of `lengths` tokens packed into `rows` rows (>= their sum)."""
+        device = self.model.embeddings.word_embeddings.weight.device
+        texts, width, total = len(lengths), attention_width(max(lengths)), sum(lengths)
+        lengths_t = torch.tensor(list(lengths))
         # token j of text i sits at row i * width + j of the padded layout; rounding rows point at a
         # spare row after it, which stays zero
         slot = torch.full((rows,), texts * width, dtype=torch.long)
         slot[:total] = torch.cat([torch.arange(n) + i * width for i, n in enumerate(lengths)])
         positions = torch.zeros(rows, dtype=torch.long)
         positions[:total] = torch.cat([torch.arange(n) for n in lengths])
-        flat_ids = torch.zeros(rows, dtype=torch.long)
-        flat_ids[:total] = torch.tensor([t for x in ids for t in x])
         keep = (torch.arange(width)[None, :] < lengths_t[:, None]).view(texts, 1, 1, width)
-        slot, positions, flat_ids, keep = (t.to(device) for t in (slot, positions, flat_ids, keep))
-        # additive mask: 0 for tokens, -inf-like for padding (float32 min would overflow bf16)
-        bias = torch.zeros(keep.shape, dtype=torch.float32, device=device).masked_fill(~keep, -1e9)
-
-        emb = self.model.embeddings
-        x = emb.word_embeddings(flat_ids) + emb.position_embeddings(positions)
-        x = emb.LayerNorm(x + emb.token_type_embeddings.weight[0])
-        for layer in self.model.encoder.layer:
-            x = self._layer(layer, x, slot, bias if width <= MATMUL_ATTENTION_MAX_WIDTH else keep, texts, width)
-
+        slot, positions, keep = (t.to(device) for t in (slot, positions, keep))
+        if width <= MATMUL_ATTENTION_MAX_WIDTH:
+            # additive mask: 0 for tokens, -inf-like for padding (float32 min would overflow bf16)
+            mask = torch.zeros(keep.shape, dtype=torch.float32, device=device).masked_fill(~keep, -1e9)
+        else:
+            mask = keep
         owner = torch.repeat_interleave(torch.arange(texts, device=device), lengths_t.to(device))
-        summed = torch.zeros(texts, self.hidden, dtype=torch.float32, device=device)
-        summed.index_add_(0, owner, x[:total].float())
-        return summed / lengths_t.to(device=device, dtype=torch.float32)[:, None]
+        return Packing(texts, width, total, rows, slot, positions, mask, owner, lengths_t.to(device))
+
+    def embed(self, ids: Sequence[Sequence[int]], packing: Packing) -> torch.Tensor:
+        """The embedding layer's output on packed rows."""
+        flat_ids = torch.zeros(packing.rows, dtype=torch.long)
+        flat_ids[:packing.total] = torch.tensor([t for x in ids for t in x])
+        emb = self.model.embeddings
+        x = emb.word_embeddings(flat_ids.to(packing.slot.device)) + emb.position_embeddings(packing.positions)
+        return emb.LayerNorm(x + emb.token_type_embeddings.weight[0])
+
+    def pool(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """Mean over each text's rows, in float32."""
+        summed = torch.zeros(packing.texts, self.hidden, dtype=torch.float32, device=x.device)
+        summed.index_add_(0, packing.owner, x[:packing.total].float())
+        return summed / packing.lengths.to(torch.float32)[:, None]
+
+    def layer(self, layer: Any, x: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """One encoder layer on packed rows (differentiable: the fine-tuning runs it too)."""
+        return self._layer(layer, x, packing.slot, packing.mask, packing.texts, packing.width)
 
     def _layer(self, layer: Any, x: torch.Tensor, slot: torch.Tensor, mask: torch.Tensor, texts: int,
                width: int) -> torch.Tensor:

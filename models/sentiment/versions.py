@@ -1,0 +1,158 @@
+"""Trained default models on this machine: train, validate, gate, switch and roll back.
+
+The shipped model (adapter + head in models/sentiment/assets/) is version `shipped`. Retrained ones
+live under `<data dir>/classifiers/<version>/` (encoder_adapter.safetensors + sentiment_head.*), and
+`<data dir>/classifiers/active.json` names the active version and the one before it. `model: default`
+loads the active version (`active_head_path`). A candidate replaces the active model only if the
+gate passes: no worse on every shared validation set and on the held-back slice of the team's
+corrections (`gate`). `rollback` makes the previous version active again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.sentiment.active import (
+    SHIPPED,
+    write_active,
+    active_head_path,
+    head_path_of,
+    read_active,
+    versions_dir,
+)
+from models.sentiment.adapter import ADAPTER_PATH, save_adapter
+from models.sentiment.errors import ClassifierError
+from models.sentiment.finetune import Corpus, FineTuned, Progress, fine_tune, load_corpora
+from models.sentiment.head import HEAD_PATH, Head
+
+__all__ = ["HEAD_PATH", "SHIPPED", "ClassifierError", "Head", "activate", "active_head_path", "evaluate", "gate",
+           "head_path_of", "read_active", "rollback", "save_version", "train_version", "versions_dir"]
+from models.sentiment.result import LABELS
+
+GATE_METRIC = {"tweeteval/val": "macro_recall"}
+"""validation set -> the metric the gate compares (macro F1 elsewhere; accuracy for corrections)."""
+GATE_TOLERANCE = 0.0
+"""how much lower a candidate may score on a set and still pass (none)."""
+
+
+def activate(version: str, reason: str) -> dict[str, Any]:
+    """Make `version` active, remembering the current one as previous; returns the new state."""
+    if not head_path_of(version).is_file():
+        raise ClassifierError(f"no classifier version {version!r}")
+    state = read_active()
+    if state["active"] == version:
+        return state
+    history = [*state.get("history", []), {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                           "from": state["active"], "to": version, "reason": reason}]
+    new = {"active": version, "previous": state["active"], "history": history[-50:]}
+    write_active(new)
+    return new
+
+
+def rollback() -> dict[str, Any]:
+    """Make the previous version active again (ClassifierError when there is none)."""
+    state = read_active()
+    previous = state.get("previous")
+    if not previous:
+        raise ClassifierError("no previous classifier version to roll back to")
+    return activate(str(previous), "rollback")
+
+
+# ----------------------------------------------------------------------------- writing a trained model
+def save_version(trained: FineTuned, directory: Path, validation: dict[str, Any] | None = None) -> Path:
+    """Write adapter + head into `directory`; returns the head's path."""
+    cfg = trained.meta["config"]
+    adapter_path = directory / ADAPTER_PATH.name
+    sha = save_adapter(trained.adapter, {"rank": trained.meta["adapter_rank"], "alpha": trained.meta["adapter_alpha"],
+                                         "frozen_layers": cfg["frozen_layers"], "run": trained.meta["run"]},
+                       adapter_path)
+    head = Head("mlp", trained.head, {
+        **trained.meta, "labels": list(LABELS), "inference_mode": "auto", "train_prior": [1 / 3] * 3,
+        "encoder": "multilingual-e5-small-q4 + LoRA adapter",
+        "adapter": {"file": adapter_path.name, "sha256": sha}, "validation": validation or {},
+    })
+    head_path = directory / HEAD_PATH.name
+    head.save(head_path)
+    return head_path
+
+
+def evaluate(head_path: Path, sets: Sequence[Corpus], modes: Sequence[str] = ("fp32",),
+             batch_size: int = 64) -> dict[str, dict[str, Any]]:
+    """Scores of the model at `head_path` on each set, per encoder mode ("name" or "name (mode)")."""
+    from models.sentiment.classifier import EmbeddingClassifier
+    from models.sentiment.training import scores
+
+    out: dict[str, dict[str, Any]] = {}
+    for k, mode in enumerate(modes):
+        clf = EmbeddingClassifier(head_path=head_path, batch_size=batch_size, mode=mode)
+        for s in sets:
+            probs = clf.probabilities(s.texts)
+            name = s.name if k == 0 else f"{s.name} ({mode})"
+            out[name] = scores(s.labels, probs.argmax(1))
+    return out
+
+
+def train_version(data: Path, directory: Path, seed: int = 0, config: dict[str, Any] | None = None,
+                  extra: Sequence[Corpus] = (), progress: Progress | None = None, resume: bool = True,
+                  init: tuple[Path, Path] | None = None, modes: Sequence[str] = ("fp32",)) -> Path:
+    """Fine-tune on `data` (+ `extra` corpora), save into `directory`, validate; returns the head path."""
+    train, val = load_corpora(data)
+    trained = fine_tune([*train, *extra], seed=seed, config=config, progress=progress, resume=resume, init=init)
+    head_path = save_version(trained, directory)
+    head = Head.load(head_path)
+    head.meta["validation"] = evaluate(head_path, val, modes)
+    head.save(head_path)
+    return head_path
+
+
+# ----------------------------------------------------------------------------- the gate
+@dataclass
+class GateResult:
+    passed: bool
+    rows: list[dict[str, Any]] = field(default_factory=list)  # set, metric, current, candidate, ok
+
+    def summary(self) -> str:
+        worse = [r for r in self.rows if not r["ok"]]
+        if self.passed:
+            return "candidate is no worse on " + ", ".join(r["set"] for r in self.rows)
+        return "candidate refused: worse on " + ", ".join(
+            f"{r['set']} ({r['metric']} {r['candidate']:.3f} < {r['current']:.3f})" for r in worse)
+
+
+def gate(candidate: Path, current: Path, sets: Sequence[Corpus], held_back: Corpus | None,
+         tolerance: float = GATE_TOLERANCE) -> GateResult:
+    """Compare two models on the shared validation sets and the held-back corrections."""
+    result = GateResult(True)
+    pairs = [(s, GATE_METRIC.get(s.name, "macro_f1")) for s in sets]
+    if held_back is not None and len(held_back.texts):
+        pairs.append((held_back, "accuracy"))
+    new = evaluate(candidate, [s for s, _ in pairs])
+    old = evaluate(current, [s for s, _ in pairs])
+    for s, metric in pairs:
+        a, b = float(old[s.name][metric]), float(new[s.name][metric])
+        ok = b >= a - tolerance
+        result.rows.append({"set": s.name, "metric": metric, "current": a, "candidate": b, "ok": ok,
+                            "n": len(s.texts)})
+        result.passed &= ok
+    return result
+
+
+def new_version_name() -> str:
+    return time.strftime("v%Y%m%d-%H%M%S", time.gmtime())
+
+
+def discard(version: str) -> None:
+    if version != SHIPPED:
+        shutil.rmtree(versions_dir() / version, ignore_errors=True)
+
+
+def corrections_corpus(name: str, texts: Sequence[str], labels: Sequence[int], path: Path,
+                       weight: float) -> Corpus:
+    return Corpus(name, path, list(texts), np.asarray(labels, np.int64), weight)
