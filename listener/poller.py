@@ -6,6 +6,8 @@ written in ONE transaction, so a crash at any point either keeps all of it or no
 poll then starts from the stored cursor and `ON CONFLICT DO NOTHING` on (platform, external_id)
 drops what was already seen. Classification happens before the write transaction (it is the slow
 part and needs no lock). The poller knows nothing of queue items: listening stops at the store.
+A classifier with `classify_with_raw` (models/sentiment/adaptive.py: it adapts to each brand's class
+mix) is given the mentions' brands and hands back the raw posteriors too, stored beside the scores.
 
 Edits: a mention whose `revision` is newer than the stored row's (X gives an edited post a new id;
 the adapter reports it under the chain's first id) updates that row's text, raw body and scores in
@@ -50,6 +52,9 @@ class SentimentLike(Protocol):
 
 class ClassifierLike(Protocol):
     def classify(self, texts: list[str]) -> Sequence[SentimentLike]: ...
+
+
+Raw = tuple[float, float, float]  # the classifier's posteriors before a brand's prior shift
 
 
 @dataclass(frozen=True)
@@ -129,11 +134,11 @@ class Poller:
         mentions = self._clean(fetched.mentions, result)
         fresh, revised = self._unseen(mentions)
         result.duplicates = len(mentions) - len(fresh) - len(revised)
-        sentiments = self._classify([m for m in [*fresh, *revised.values()] if not m.is_own], result)
+        sentiments, raws = self._classify([m for m in [*fresh, *revised.values()] if not m.is_own], result)
         stopped = fetched.interrupted
         with self.sessions.begin() as session:
-            self._store(session, fresh, sentiments, result)
-            self._revise(session, revised, sentiments, result)
+            self._store(session, fresh, sentiments, raws, result)
+            self._revise(session, revised, sentiments, raws, result)
             self._advance(session, source.name, fetched.next_cursor or cursor, stopped)
         result.cursor = fetched.next_cursor or cursor
         if stopped is not None:
@@ -190,21 +195,32 @@ class Poller:
                 revised[row.id] = m
         return fresh, revised
 
-    def _classify(self, inbound: list[MentionData], result: PollResult) -> dict[str, SentimentLike]:
-        """Sentiment per external id. A failing classifier leaves mentions unclassified, never unstored."""
+    def _classify(self, inbound: list[MentionData], result: PollResult
+                  ) -> tuple[dict[str, SentimentLike], dict[str, Raw]]:
+        """Sentiment (and raw posteriors, from a classifier that adapts per brand: `classify_with_raw`)
+        per external id. A failing classifier leaves mentions unclassified, never unstored."""
         if not inbound:
-            return {}
+            return {}, {}
+        texts = [m.text for m in inbound]
+        with_raw = getattr(self.classifier, "classify_with_raw", None)
+        raw: Any = None
         try:
             with metrics.CLASSIFY_SECONDS.time():
-                scored = self.classifier.classify([m.text for m in inbound])
+                if callable(with_raw):
+                    scored, raw = with_raw(texts, [m.brand for m in inbound])
+                else:
+                    scored = self.classifier.classify(texts)
+            sentiments = {m.external_id: s for m, s in zip(inbound, scored, strict=True)}
+            raws = {} if raw is None else {m.external_id: (float(r[0]), float(r[1]), float(r[2]))
+                                           for m, r in zip(inbound, raw, strict=True)}
         except Exception as exc:  # the classifier is a plug-in: any failure is contained here
             log.exception("classifier failed; %d mentions stored unclassified", len(inbound))
             result.warnings.append(f"classifier failed: {exc}")
-            return {}
-        return {m.external_id: s for m, s in zip(inbound, scored, strict=True)}
+            return {}, {}
+        return sentiments, raws
 
     def _store(self, session: Session, mentions: list[MentionData], sentiments: dict[str, SentimentLike],
-               result: PollResult) -> None:
+               raws: dict[str, Raw], result: PollResult) -> None:
         if not mentions:
             return
         now = self.clock()
@@ -213,7 +229,8 @@ class Poller:
         def author_of(m: MentionData) -> int:
             return author_ids[(m.platform, m.author.external_id)]
 
-        rows = [_mention_row(m, author_of(m), sentiments.get(m.external_id), now) for m in mentions]
+        rows = [_mention_row(m, author_of(m), sentiments.get(m.external_id), raws.get(m.external_id), now)
+                for m in mentions]
         inserted: dict[str, int] = {}
         for batch in pow2_batches(rows, CHUNK):
             statement = (
@@ -238,7 +255,7 @@ class Poller:
             result.queued, result.closed_by_own_reply = admitted.queued, admitted.closed
 
     def _revise(self, session: Session, revised: dict[int, MentionData], sentiments: dict[str, SentimentLike],
-                result: PollResult) -> None:
+                raws: dict[str, Raw], result: PollResult) -> None:
         """Newer revisions of stored mentions: the row takes their text, body and scores (only if still
         older: a concurrent poll may have stored an even newer one)."""
         if not revised:
@@ -255,6 +272,7 @@ class Poller:
                 row.sentiment_label, row.score_negative = sentiment.label, sentiment.negative
                 row.score_neutral, row.score_positive = sentiment.neutral, sentiment.positive
                 row.complaint_score = sentiment.complaint
+                row.raw_negative, row.raw_neutral, row.raw_positive = raws.get(m.external_id, (None, None, None))
             changed.append(row_id)
         session.flush()
         result.edited = len(changed)
@@ -329,7 +347,8 @@ def _newer(m: MentionData, stored_revision: str | None, stored_edited_at: dateti
     return aware(m.edited_at) > aware(stored_edited_at)
 
 
-def _mention_row(m: MentionData, author_id: int, sentiment: SentimentLike | None, now: datetime) -> dict[str, Any]:
+def _mention_row(m: MentionData, author_id: int, sentiment: SentimentLike | None, raw: Raw | None,
+                 now: datetime) -> dict[str, Any]:
     return {
         "platform": m.platform, "external_id": m.external_id, "brand": m.brand, "source": m.source,
         "text": m.text, "language": m.language, "created_at": m.created_at, "fetched_at": now,
@@ -341,5 +360,7 @@ def _mention_row(m: MentionData, author_id: int, sentiment: SentimentLike | None
         "score_neutral": sentiment.neutral if sentiment else None,
         "score_positive": sentiment.positive if sentiment else None,
         "complaint_score": sentiment.complaint if sentiment else None,
+        "raw_negative": raw[0] if raw else None, "raw_neutral": raw[1] if raw else None,
+        "raw_positive": raw[2] if raw else None,
         "priority": None, "priority_reasons": None,
     }

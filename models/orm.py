@@ -164,6 +164,10 @@ class Mention(Base):
     score_neutral: Mapped[float | None] = mapped_column(Float)
     score_positive: Mapped[float | None] = mapped_column(Float)
     complaint_score: Mapped[float | None] = mapped_column(Float)
+    # the classifier's posteriors before the brand's prior shift (models/sentiment/adaptive.py; 0012)
+    raw_negative: Mapped[float | None] = mapped_column(Float)
+    raw_neutral: Mapped[float | None] = mapped_column(Float)
+    raw_positive: Mapped[float | None] = mapped_column(Float)
     priority: Mapped[float | None] = mapped_column(Float)
     priority_reasons: Mapped[list[str] | None] = mapped_column(JSON)
 
