@@ -17,6 +17,7 @@ from pydantic import (
     SecretStr,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 
@@ -146,10 +147,41 @@ class DatabaseConfig(Section):
         return make_url(self.url).render_as_string(hide_password=True)
 
 
+class RetrainConfig(Section):
+    """The opt-in daemon job that retrains the default model from the team's corrections (gated)."""
+
+    enabled: bool = False
+    every_hours: int = Field(default=168, ge=1, description="hours between retrain attempts")
+    min_corrections: int = Field(default=50, ge=1, description="corrections needed before a retrain runs")
+    data: str | None = Field(default=None, description="the labelled datasets dir (validation sets for the "
+                                                       "gate, replay data), e.g. ../shared/datasets")
+
+    @field_validator("data")
+    @classmethod
+    def _data_dir_exists(cls, value: str | None) -> str | None:
+        from pathlib import Path
+
+        if value is not None and not list(Path(value).glob("*/val.tsv")):
+            raise ValueError(f"{value!r} holds no */val.tsv: point it at the labelled datasets "
+                             "(e.g. ../shared/datasets)")
+        return value
+
+    @model_validator(mode="after")
+    def _data_when_enabled(self) -> RetrainConfig:
+        if self.enabled and self.data is None:
+            raise ValueError("classifier.retrain.enabled needs classifier.retrain.data (the datasets dir the gate "
+                             "validates on)")
+        return self
+
+
 class ClassifierConfig(Section):
     model: str = Field(default="default", description="'default' (embedded), a hub id or a local path")
     device: str = "cpu"
     batch_size: int = Field(default=32, ge=1, le=1024)
+    adapt_priors: bool = Field(
+        default=True, description="adapt the classifier to each brand's class mix, estimated from its recent "
+        "mentions (bounded prior shift; models with probabilities only)")
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
 
 
 class RankingWeights(Section):

@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from listener.locks import NamedLocks
@@ -66,9 +67,26 @@ class OpenEar:
                 from models.sentiment import build_classifier
 
                 c = self.config.classifier
-                self._classifier = build_classifier(c.model, device=c.device, batch_size=c.batch_size)
+                self._classifier = self._adapted(build_classifier(c.model, device=c.device, batch_size=c.batch_size))
             classifier: ClassifierLike = self._classifier
             return classifier
+
+    def _adapted(self, classifier: ClassifierLike) -> ClassifierLike:
+        """With `classifier.adapt_priors`, a model with probabilities follows each brand's class mix
+        (models/sentiment/adaptive.py); its windows are seeded from each brand's stored raw posteriors."""
+        from models.sentiment.adaptive import WINDOW, BrandAdaptation, batch_probabilities, stored_raw
+
+        if not self.config.classifier.adapt_priors or batch_probabilities(classifier) is None:
+            return classifier
+        adaptation = BrandAdaptation(classifier, window=WINDOW)
+        try:
+            with self.sessions() as session:
+                for brand in self.config.brands:
+                    shift = adaptation.seed(brand.name, stored_raw(session, brand.name, WINDOW))
+                    log.info("classifier for %s: %s", brand.name, shift.describe())
+        except SQLAlchemyError as exc:  # the windows then fill from the mentions polled from now on
+            log.warning("could not read the stored raw scores to seed the brands' class mixes: %s", exc)
+        return adaptation
 
     @cached_property
     def adapters(self) -> dict[str, PlatformAdapter]:
@@ -219,6 +237,26 @@ class OpenEar:
                 log.info("sign-in housekeeping: %d old sessions, %d throttle counts deleted", ended, forgotten)
 
         jobs.append(("sign_in_housekeeping", sign_in_housekeeping_job, 3600))
+        retrain = self.config.classifier.retrain
+        if retrain.enabled and retrain.data and self.config.classifier.model == "default":
+
+            def retrain_job() -> None:
+                """Retrain from the corrections; a model that passes the gate is used from the next poll on."""
+                from pathlib import Path
+
+                from responders.learning import retrain as retrain_from_corrections
+
+                with NamedLocks(self.engine).hold("classifier_retrain") as mine:
+                    if not mine:
+                        return
+                    outcome = retrain_from_corrections(self.sessions, Path(str(retrain.data)), now=self.clock(),
+                                                       min_corrections=retrain.min_corrections)
+                log.info("classifier retrain: %s", outcome.message)
+                if outcome.switched:
+                    with self._lock:
+                        self._classifier = None  # rebuilt (with the new version) on the next classification
+
+            jobs.append(("classifier_retrain", retrain_job, retrain.every_hours * 3600))
         return jobs
 
     def close(self) -> None:
@@ -235,3 +273,13 @@ class _LazyClassifier:
 
     def classify(self, texts: list[str]) -> Any:
         return self.app.classifier.classify(texts)
+
+    def classify_with_raw(self, texts: list[str], brands: list[str]) -> tuple[Any, Any]:
+        """Results adapted to each text's brand and the raw posteriors (None from a classifier that
+        does not adapt)."""
+        classifier = self.app.classifier
+        with_raw = getattr(classifier, "classify_with_raw", None)
+        if callable(with_raw):
+            results, raw = with_raw(texts, brands)
+            return results, raw
+        return classifier.classify(texts), None

@@ -28,6 +28,8 @@ LINK_CONFIRM, LINK_REJECT, LINK_AUTO = "link_confirm", "link_reject", "link_auto
 LINK, UNLINK, MERGE = "customer_link", "customer_unlink", "customer_merge"
 CUSTOMER_NOTE, CUSTOMER_TAGS = "customer_note", "customer_tags"
 EXPORT, ERASE, RETENTION = "customer_export", "customer_erase", "retention"
+CLASSIFIER_SWITCH, CLASSIFIER_REFUSED = "classifier_switch", "classifier_refused"
+CLASSIFIER_ROLLBACK = "classifier_rollback"
 
 ACTIONS: dict[str, str] = {
     LOGIN: "signed in", LOGIN_FAILED: "sign-in failed", LOGIN_LOCKED: "sign-in locked", LOGOUT: "signed out",
@@ -43,6 +45,8 @@ ACTIONS: dict[str, str] = {
     LINK: "identity linked", UNLINK: "identity unlinked", MERGE: "customers merged",
     CUSTOMER_NOTE: "note on a customer", CUSTOMER_TAGS: "customer tags set",
     EXPORT: "customer data exported", ERASE: "customer erased", RETENTION: "retention applied",
+    CLASSIFIER_SWITCH: "classifier retrained and switched", CLASSIFIER_REFUSED: "retrained classifier refused",
+    CLASSIFIER_ROLLBACK: "classifier rolled back",
 }
 
 

@@ -1,4 +1,4 @@
-"""CLI commands for the sentiment classifier: classify, eval-classifier and train-classifier."""
+"""CLI commands for the sentiment classifier: classify, eval-classifier, train-classifier, classifier."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from typing import Any, TextIO
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from models.errors import OpenEarError
 
 MODEL_HELP = (
     'Model: "default" (embedded e5 + head; "default-int8" is ~2.5x faster on CPU, a little less accurate), '
@@ -100,6 +102,12 @@ def _print_scores(console: Console, title: str, s: dict[str, Any], seconds: floa
     console.print(confusion)
 
 
+def _write(out: TextIO, records: list[dict[str, Any]], results: list[Any]) -> None:
+    for record, result in zip(records, results, strict=True):
+        out.write(json.dumps({**record, **result.as_dict()}, ensure_ascii=False) + "\n")
+    out.flush()
+
+
 def register(app: typer.Typer) -> None:
     """Add `classify`, `eval-classifier` and `train-classifier` to `app`."""
 
@@ -110,19 +118,39 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write JSONL here, not to stdout."),
+        adapt: bool = typer.Option(True, "--adapt/--no-adapt",
+                                   help="Correct the scores for the input's own class mix when it holds at least "
+                                        "500 texts (bounded EM prior re-estimation; says so on stderr)."),
     ) -> None:
         """Classify texts; write JSONL: the input fields plus label, scores and complaint."""
-        from models.sentiment import build_classifier
+        from models.sentiment import build_classifier, make_result
+        from models.sentiment.priors import fit_shift
 
         clf = build_classifier(model, device=device, batch_size=batch_size)
+        probabilities = getattr(clf, "probabilities", None) if adapt else None
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(open(output, "w", encoding="utf-8")) if output else sys.stdout
             stream = stack.enter_context(_open_input(file))
-            for chunk in _chunks(read_records(stream, file), 256):
-                results = clf.classify([str(r["text"]) for r in chunk])
-                for record, result in zip(chunk, results, strict=True):
-                    out.write(json.dumps({**record, **result.as_dict()}, ensure_ascii=False) + "\n")
-                out.flush()
+            if probabilities is None or not callable(probabilities) or model == "lexicon":
+                for chunk in _chunks(read_records(stream, file), 256):
+                    results = clf.classify([str(r["text"]) for r in chunk])
+                    _write(out, chunk, results)
+                return
+            records = list(read_records(stream, file))  # the whole input: its class mix is estimated first
+            import numpy as np
+
+            texts = [str(r["text"]) for r in records]
+            raw = np.concatenate([probabilities(texts[i:i + 4096]) for i in range(0, len(texts), 4096)]) \
+                if texts else np.zeros((0, 3), np.float32)
+            head = getattr(clf, "head", None)
+            prior = getattr(head, "meta", {}).get("train_prior") if head is not None else None
+            shift = fit_shift(raw, np.asarray(prior if prior else [1 / 3] * 3))
+            _err.print(shift.describe(), highlight=False)
+            adapted = shift.apply(raw)
+            for start in range(0, len(records), 256):
+                chunk = records[start:start + 256]
+                _write(out, chunk, [make_result(t, p) for t, p in zip(texts[start:start + 256],
+                                                                      adapted[start:start + 256], strict=True)])
 
     @app.command("eval-classifier")
     def eval_classifier(
@@ -152,30 +180,138 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train-classifier")
     def train_classifier(
+        ctx: typer.Context,
         data: Path = typer.Option(..., "--data", exists=True, file_okay=False,
-                                  help="Dir with tweeteval/ and sb10k_de/ (train.tsv, val.tsv)."),
-        extra: list[Path] = typer.Option([], "--extra", exists=True, dir_okay=False,
-                                         help="More labelled TSV files (e.g. corrected labels); repeatable."),
-        out: Path | None = typer.Option(None, "--out", help="Head file (default: the shipped asset)."),
+                                  help="Dir with one folder per corpus (train.tsv, val.tsv), e.g. ../shared/datasets."),
+        out: Path | None = typer.Option(None, "--out", file_okay=False,
+                                        help="Write adapter + head into this dir (default: the shipped assets)."),
         seed: int = typer.Option(0, "--seed"),
-        batch_size: int = typer.Option(64, "--batch-size", min=1),
-        mode: str | None = typer.Option(
-            None, "--mode", help="Encoder mode whose embeddings the head is trained on: fp32, bf16, int8 (default), "
-                                 "int8-noqkv."),
+        epochs: float | None = typer.Option(None, "--epochs", min=0.0001, help="Passes over the data (default 1)."),
+        resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted run with the same "
+                                                                     "inputs from its last checkpoint."),
+        from_corrections: bool = typer.Option(
+            False, "--from-corrections", help="Retrain the active model on the team's sentiment corrections (the "
+                                              "database of --config), gate it and switch only if it is no worse."),
+        min_corrections: int = typer.Option(50, "--min-corrections", min=1),
+        frozen_encoder: bool = typer.Option(False, "--frozen-encoder", help="Only the head, on frozen embeddings "
+                                                                            "(the first-round model)."),
+        extra: list[Path] = typer.Option([], "--extra", exists=True, dir_okay=False,
+                                         help="With --frozen-encoder: more labelled TSV files; repeatable."),
+        mode: str | None = typer.Option(None, "--mode", help="With --frozen-encoder: the embeddings' encoder mode."),
     ) -> None:
-        """Train the default model's head on frozen embeddings and report validation scores."""
-        from models.sentiment import ENCODER_MODES, HEAD_PATH
-        from models.sentiment.training import train_from_dir
-
+        """Fine-tune the default model (LoRA on the encoder's top layers + head) and report validation scores."""
         console = Console()
-        if mode is not None and (mode not in ENCODER_MODES or mode == "auto"):
-            raise typer.BadParameter(f"expected one of {', '.join(m for m in ENCODER_MODES if m != 'auto')}",
-                                     param_hint="--mode")
-        head = train_from_dir(data, extra=list(extra), seed=seed, batch_size=batch_size,
-                              config={"encoder_mode": mode} if mode else None,
-                              log=lambda m: _err.print(m, highlight=False))
-        target = out or HEAD_PATH
-        head.save(target)
-        for name, s in dict(head.meta.get("validation", {})).items():  # type: ignore[call-overload]
-            _print_scores(console, f"validation: {name}", s)
-        console.print(f"head written to {target} (+ {target.with_suffix('.json').name})")
+        if frozen_encoder:
+            _train_frozen(console, data, extra, out, seed, mode)
+            return
+        with _progress() as progress:
+            if from_corrections:
+                _retrain_from_corrections(ctx, console, data, min_corrections, progress, seed)
+                return
+            from models.sentiment.adapter import ADAPTER_PATH
+            from models.sentiment.versions import train_version
+
+            target = out or ADAPTER_PATH.parent
+            head_path = train_version(data, target, seed=seed, config={"epochs": epochs} if epochs else None,
+                                      progress=progress, resume=resume, modes=("fp32", "int8"))
+        from models.sentiment.head import Head
+
+        for name, sc in dict(Head.load(head_path).meta.get("validation", {})).items():  # type: ignore[call-overload]
+            _print_scores(console, f"validation: {name}", sc)
+        console.print(f"adapter and head written to {target}")
+
+    classifier_app = typer.Typer(help="The active default model: status and rollback.", no_args_is_help=True)
+    app.add_typer(classifier_app, name="classifier")
+
+    @classifier_app.command("status")
+    def classifier_status() -> None:
+        """Which trained version `model: default` uses, and the switches so far."""
+        from models.sentiment import versions
+
+        state = versions.read_active()
+        console = Console()
+        console.print(f"active: {state['active']} ({versions.head_path_of(str(state['active']))})")
+        console.print(f"previous: {state.get('previous') or '-'}")
+        for h in state.get("history", [])[-10:]:
+            console.print(f"  {h['at']}  {h['from']} -> {h['to']}  ({h['reason']})", highlight=False)
+
+    @classifier_app.command("rollback")
+    def classifier_rollback(ctx: typer.Context) -> None:
+        """Make the previous version active again (audited when a database is configured)."""
+        from models.orm import utcnow
+        from models.sentiment import versions
+        from responders.learning import record_rollback
+
+        state = versions.rollback()
+        if ctx.obj is not None:  # audited in the configured database, when there is one
+            with contextlib.suppress(OpenEarError), ctx.obj.app.sessions.begin() as session:
+                record_rollback(session, state, now=utcnow(), user_id=None)
+        Console().print(f"active classifier: {state['active']} (was {state['previous']})")
+
+
+class _RichProgress:
+    """Rich progress bars with ETA for the two phases of fine-tuning."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                             TextColumn("{task.fields[info]}"), console=_err)
+        self.tasks: dict[str, Any] = {}
+        self._logged = 0.0
+
+    def __call__(self, phase: str, done: int, total: int, info: dict[str, float]) -> None:
+        key = f"{phase}:{total}"
+        if key not in self.tasks:
+            label = "caching frozen layers" if phase == "cache" else "fine-tuning"
+            self.tasks[key] = self.bars.add_task(label, total=total, info="")
+        text = "  ".join(f"{k} {v:.3f}" if k == "loss" else f"{k.replace('_', ' ')} {v:.0f}"
+                         for k, v in info.items() if k != "corpus")
+        self.bars.update(self.tasks[key], completed=done, info=text)
+        if not _err.is_terminal and (time.monotonic() - self._logged > 30 or done == total):  # e.g. a log file
+            self._logged = time.monotonic()
+            _err.print(f"{'caching frozen layers' if phase == 'cache' else 'fine-tuning'}: {done}/{total} {text}",
+                       highlight=False)
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[_RichProgress]:
+    progress = _RichProgress()
+    with progress.bars:
+        yield progress
+
+
+def _train_frozen(console: Console, data: Path, extra: list[Path], out: Path | None, seed: int,
+                  mode: str | None) -> None:
+    from models.sentiment import ENCODER_MODES, HEAD_PATH
+    from models.sentiment.training import train_from_dir
+
+    if mode is not None and (mode not in ENCODER_MODES or mode == "auto"):
+        raise typer.BadParameter(f"expected one of {', '.join(m for m in ENCODER_MODES if m != 'auto')}",
+                                 param_hint="--mode")
+    head = train_from_dir(data, extra=list(extra), seed=seed, config={"encoder_mode": mode} if mode else None,
+                          log=lambda m: _err.print(m, highlight=False))
+    target = (out / HEAD_PATH.name) if out else HEAD_PATH
+    head.save(target)
+    for name, sc in dict(head.meta.get("validation", {})).items():  # type: ignore[call-overload]
+        _print_scores(console, f"validation: {name}", sc)
+    console.print(f"head written to {target} (+ {target.with_suffix('.json').name})")
+
+
+def _retrain_from_corrections(ctx: typer.Context, console: Console, data: Path, min_corrections: int,
+                              progress: _RichProgress, seed: int) -> None:
+    from models.orm import utcnow
+    from responders.learning import retrain
+
+    app_ = ctx.obj.app
+    outcome = retrain(app_.sessions, data, now=utcnow(), min_corrections=min_corrections, progress=progress,
+                      seed=seed)
+    table = Table(title=f"gate: {outcome.trained_on} corrections trained on, {outcome.held_back} held back")
+    for col in ("set", "metric", "current", "candidate", "ok"):
+        table.add_column(col, justify="right" if col in ("current", "candidate") else "left")
+    for r in outcome.gate_rows:
+        table.add_row(r["set"], r["metric"], f"{r['current']:.4f}", f"{r['candidate']:.4f}", "yes" if r["ok"] else "NO")
+    if outcome.gate_rows:
+        console.print(table)
+    console.print(outcome.message + (f"; now active: {outcome.version}" if outcome.switched else ""))

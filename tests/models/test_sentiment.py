@@ -21,6 +21,7 @@ from models.sentiment import (
     TransformersClassifier,
     build_classifier,
     label_matrix,
+    make_result,
 )
 from models.sentiment.encoder import native_bf16
 from openear.commands.classifier_cmd import register
@@ -327,6 +328,60 @@ def test_classify_cli_formats(cli: typer.Typer, tmp_path: Path) -> None:
     res = runner.invoke(cli, ["classify", str(lines), "--model", "lexicon", "-o", str(out)])
     assert res.exit_code == 0 and len(_jsonl(out.read_text(encoding="utf-8"))) == 2
     assert runner.invoke(cli, ["classify", str(tmp_path / "missing.txt")]).exit_code != 0
+
+
+class _Preset:
+    """A classifier with fixed posteriors per text kind: "neu" texts lean neutral, "amb" ones slightly negative."""
+
+    ROWS = {"neu": [0.2, 0.6, 0.2], "amb": [0.45, 0.40, 0.15]}
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        return np.asarray([self.ROWS[t.split()[0]] for t in texts], np.float32)
+
+    def classify(self, texts: list[str]) -> list[SentimentResult]:
+        return [make_result(t, p) for t, p in zip(texts, self.probabilities(texts), strict=True)]
+
+
+def test_classify_cli_adapts_to_the_inputs_class_mix(cli: typer.Typer, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.sentiment
+
+    monkeypatch.setattr(models.sentiment, "build_classifier", lambda *a, **k: _Preset())
+    stream = tmp_path / "stream.txt"  # a neutral-heavy stream: 500 leaning neutral, 100 ambiguous
+    stream.write_text("".join(f"neu {i}\n" for i in range(500)) + "".join(f"amb {i}\n" for i in range(100)))
+    runner = CliRunner()
+    adapted = runner.invoke(cli, ["classify", str(stream)])
+    assert adapted.exit_code == 0, adapted.output
+    assert "adapted to this input's estimated class mix" in adapted.stderr
+    labels = {r["text"].split()[0]: r["label"] for r in _jsonl(adapted.stdout)}
+    assert labels == {"neu": "neutral", "amb": "neutral"}  # neutral's estimated prior outweighs 0.45 vs 0.40
+    plain = runner.invoke(cli, ["classify", str(stream), "--no-adapt"])
+    assert {r["text"].split()[0]: r["label"] for r in _jsonl(plain.stdout)} == {"neu": "neutral", "amb": "negative"}
+    assert "adapted" not in plain.stderr
+    small = tmp_path / "small.txt"
+    small.write_text("".join(f"amb {i}\n" for i in range(100)))
+    res = runner.invoke(cli, ["classify", str(small)])
+    assert "not adapted" in res.stderr and "fewer than the 500" in res.stderr
+    assert {r["label"] for r in _jsonl(res.stdout)} == {"negative"}
+
+
+def test_classifier_rollback_cli(cli: typer.Typer, own_data_dir: Path) -> None:
+    from models.sentiment import versions
+    from models.sentiment.errors import ClassifierError
+
+    runner = CliRunner()
+    res = runner.invoke(cli, ["classifier", "rollback"])
+    assert isinstance(res.exception, ClassifierError) and "no previous" in str(res.exception)
+    target = versions.versions_dir() / "v1"
+    target.mkdir(parents=True)
+    for f in versions.HEAD_PATH.parent.iterdir():  # a copy of the shipped model as a version
+        (target / f.name).write_bytes(f.read_bytes())
+    versions.activate("v1", "test")
+    status = runner.invoke(cli, ["classifier", "status"])
+    assert "active: v1" in status.stdout and "previous: shipped" in status.stdout
+    res = runner.invoke(cli, ["classifier", "rollback"])
+    assert res.exit_code == 0 and "active classifier: shipped (was v1)" in res.stdout
+    assert versions.active_head_path() == versions.HEAD_PATH
 
 
 def test_eval_classifier_cli(cli: typer.Typer, tmp_path: Path, data_root: Path) -> None:

@@ -39,7 +39,7 @@ def test_every_command_comes_from_the_registry_in_help_order() -> None:
     group = typer.main.get_group(app)
     assert group.list_commands(typer.Context(group)) == [
         "init", "poll", "sources", "sandbox", "run", "backfill", "demo", "classify", "eval-classifier",
-        "train-classifier", "serve", "digest", "config", "db", "user", "customer",
+        "train-classifier", "serve", "digest", "config", "db", "classifier", "user", "customer",
     ]
 
 
