@@ -129,13 +129,15 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> list[list
 
 
 def lower_states(corpus: Corpus, model: Any, tokenizer: Any, frozen: int, max_tokens: int,
-                 progress: Progress | None = None, batch: int = 64) -> LowerStates:
-    """The cached lower-layer states of `corpus` (computed and saved on first use)."""
+                 progress: Progress | None = None, batch: int = 64, salt: str = "") -> LowerStates:
+    """The cached lower-layer states of `corpus` (computed and saved on first use); `salt` names
+    anything else the lower layers depend on (an adapter merged in before)."""
     import torch
 
     from models.sentiment.packed import PackedBert
 
-    key = hashlib.sha256("\n".join([WEIGHTS_SHA256, str(frozen), str(max_tokens), "norm1", *corpus.texts]).encode())
+    key = hashlib.sha256("\n".join([WEIGHTS_SHA256, str(frozen), str(max_tokens), "norm1", *corpus.texts]).encode()
+                         + salt.encode())
     cache = data_dir() / "finetune-cache" / f"{key.hexdigest()[:24]}.npz"
     if cache.is_file():
         with np.load(cache) as z:
@@ -207,9 +209,16 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
     path = ensure_encoder()
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     model = BertModel.from_pretrained(str(path), add_pooling_layer=False, dtype=torch.float32).eval()
-    if init is not None:
-        merge_adapter(model, init[0])  # the starting point: lower layers are never touched by an adapter
-    states = [lower_states(c, model, tokenizer, frozen, max_tokens, progress) for c in corpora]
+    salt = ""
+    if init is not None:  # the starting point; its adapter must cover exactly the layers trained now
+        from models.sentiment.adapter import load_adapter
+
+        started_at = load_adapter(init[0])[1].get("frozen_layers", frozen)
+        if int(started_at) != frozen:
+            raise ClassifierError(f"the active model's adapter starts at layer {started_at}, this run at {frozen}")
+        merge_adapter(model, init[0])
+        salt = sha256_file(init[0])
+    states = [lower_states(c, model, tokenizer, frozen, max_tokens, progress, salt=salt) for c in corpora]
     index = [(ci, i) for ci, s in enumerate(states) for i in range(len(s))]
     labels = torch.from_numpy(np.concatenate([c.labels for c in corpora]))
     weights = torch.from_numpy(sample_weights(corpora))
