@@ -262,3 +262,27 @@ def test_0011_turns_items_into_conversations_and_merges_a_customers_open_items(e
     assert str(waiting).startswith("2026-12-01 10:01:00")  # the first of the merged messages
     assert _schema_diff(engine) == []
     engine.dispose()
+
+
+@pytest.mark.parametrize("empty_db_url", ["sqlite", "postgresql"], indirect=True)
+def test_0012_copies_the_unadapted_scores_as_raw_posteriors(empty_db_url: str) -> None:
+    """Scores stored before 0012 were never adapted: they become the raw posteriors the daemon seeds from."""
+    engine = make_engine(empty_db_url)
+    command.upgrade(alembic_config(engine), "0011")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO authors (platform, external_id, is_brand, first_seen_at, updated_at) "
+                             "VALUES ('x', 'a1', false, '2026-12-01 10:00:00+00:00', '2026-12-01 10:00:00+00:00')")
+        for external_id, scores in (("1", "0.7, 0.2, 0.1"), ("2", "NULL, NULL, NULL")):
+            conn.exec_driver_sql(
+                "INSERT INTO mentions (platform, external_id, brand, source, text, created_at, fetched_at, "
+                "author_id, is_own, hidden, score_negative, score_neutral, score_positive) SELECT 'x', "
+                f"'{external_id}', 'Acme', 's', 'late again', '2026-12-01 10:00:00+00:00', "
+                f"'2026-12-01 10:00:00+00:00', id, false, false, {scores} FROM authors")
+    triggers_before = _mention_triggers(engine)
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT external_id, raw_negative, raw_neutral, raw_positive FROM mentions "
+                                    "ORDER BY external_id").all()
+    assert [tuple(r) for r in rows] == [("1", 0.7, 0.2, 0.1), ("2", None, None, None)]
+    assert _mention_triggers(engine) == triggers_before
+    engine.dispose()
