@@ -157,3 +157,16 @@ def test_example_config_at_repo_root_is_valid_and_matches_the_template(monkeypat
     assert config.brands[0].accounts.x == ["acme", "acme_help"]
     template = root / "openear" / "templates" / "config.yaml"
     assert template.read_text() == (root / "config.yaml").read_text()
+
+
+def test_classifier_retrain_is_checked_at_start_up(tmp_path: Path) -> None:
+    on = MINIMAL + "classifier:\n  retrain:\n    enabled: true\n"
+    messages = [p.message for p in problems_of(on).problems]
+    assert any("needs classifier.retrain.data" in m for m in messages), messages
+    nowhere = MINIMAL + f"classifier:\n  retrain:\n    enabled: true\n    data: {tmp_path}\n"
+    by_path = {p.path: p for p in problems_of(nowhere).problems}
+    assert "holds no */val.tsv" in by_path["classifier.retrain.data"].message
+    (tmp_path / "tweeteval").mkdir()
+    (tmp_path / "tweeteval" / "val.tsv").write_text("text\tlabel\nok\tneutral\n", encoding="utf-8")
+    config = parse_config(nowhere, "cfg.yaml")
+    assert config.classifier.retrain.enabled and config.classifier.adapt_priors

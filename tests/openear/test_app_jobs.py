@@ -92,3 +92,28 @@ def test_sign_in_housekeeping_deletes_old_sessions_and_spent_throttle_counts(eng
     assert counts()[0] == 2 and counts()[1] >= 1
     job()
     assert counts() == (1, 0)  # the live session stays
+
+
+def test_the_opt_in_retrain_job_swaps_the_model_after_a_switch(engine: Engine, tmp_path: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from responders import learning
+
+    assert "classifier_retrain" not in [job_id for job_id, _, _ in OpenEar(parse_config(CONFIG),
+                                                                            engine=engine).extra_jobs()]
+    (tmp_path / "tweeteval").mkdir()
+    (tmp_path / "tweeteval" / "val.tsv").write_text("text\tlabel\nok\tneutral\n", encoding="utf-8")
+    config = parse_config(CONFIG + f"classifier:\n  retrain: {{enabled: true, every_hours: 24, data: '{tmp_path}'}}\n")
+    calls: list[dict[str, Any]] = []
+
+    def retrain(sessions: Any, data: Any, **kw: Any) -> learning.RetrainOutcome:
+        calls.append({"data": data, **kw})
+        return learning.RetrainOutcome(True, "switched", "v1", [], 60, 15)
+
+    monkeypatch.setattr(learning, "retrain", retrain)
+    app = OpenEar(config, engine=engine)
+    _, job, seconds = next(j for j in app.extra_jobs() if j[0] == "classifier_retrain")
+    assert seconds == 24 * 3600
+    app._classifier = object()  # type: ignore[assignment]  # a loaded model
+    job()
+    assert calls and str(calls[0]["data"]) == str(tmp_path) and calls[0]["min_corrections"] == 50
+    assert app._classifier is None  # rebuilt with the new version on the next classification
