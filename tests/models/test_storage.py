@@ -190,14 +190,18 @@ def test_foreign_keys_are_enforced(engine: Engine, sessions: sessionmaker[Sessio
         session.add(QueueItem(mention_id=999_999, brand="Acme"))
 
 
+AUTHOR_A1 = ("INSERT INTO authors (platform, external_id, is_brand, first_seen_at, updated_at) "
+             "VALUES ('x', 'a1', false, '2026-12-01 10:00:00+00:00', '2026-12-01 10:00:00+00:00')")
+"""One author row, written in raw SQL for the migration tests (the ORM is the head revision's)."""
+
+
 @pytest.mark.parametrize("empty_db_url", ["sqlite", "postgresql"], indirect=True)
 def test_0010_adds_revisions_in_place_keeping_rows_and_search_triggers(empty_db_url: str) -> None:
     """Migration 0010 must not rebuild `mentions` (a rebuild on SQLite drops 0004's search triggers)."""
     engine = make_engine(empty_db_url)
     command.upgrade(alembic_config(engine), "0009")
     with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO authors (platform, external_id, is_brand, first_seen_at, updated_at) "
-                             "VALUES ('x', 'a1', false, '2026-12-01 10:00:00+00:00', '2026-12-01 10:00:00+00:00')")
+        conn.exec_driver_sql(AUTHOR_A1)
         conn.exec_driver_sql(
             "INSERT INTO mentions (platform, external_id, brand, source, text, created_at, fetched_at, author_id, "
             "is_own) SELECT 'x', '1', 'Acme', 's', 'router broken', '2026-12-01 10:00:00+00:00', "
@@ -270,8 +274,7 @@ def test_0012_copies_the_unadapted_scores_as_raw_posteriors(empty_db_url: str) -
     engine = make_engine(empty_db_url)
     command.upgrade(alembic_config(engine), "0011")
     with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO authors (platform, external_id, is_brand, first_seen_at, updated_at) "
-                             "VALUES ('x', 'a1', false, '2026-12-01 10:00:00+00:00', '2026-12-01 10:00:00+00:00')")
+        conn.exec_driver_sql(AUTHOR_A1)
         for external_id, scores in (("1", "0.7, 0.2, 0.1"), ("2", "NULL, NULL, NULL")):
             conn.exec_driver_sql(
                 "INSERT INTO mentions (platform, external_id, brand, source, text, created_at, fetched_at, "
