@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.orm import Mention
-from models.sentiment.lexicon import LexiconClassifier
 from models.sentiment.priors import MIN_TEXTS, UNIFORM, PriorShift, fit_shift
 from models.sentiment.result import SentimentResult, make_result
 
@@ -31,13 +30,7 @@ Probabilities = Callable[[list[str]], np.ndarray]
 
 
 def batch_probabilities(classifier: Any) -> Probabilities | None:
-    """`classifier`'s (n, 3) negative/neutral/positive posteriors for a list of texts; None without any.
-
-    The lexicon classifier scores one text per call; the model classifiers take a list.
-    """
-    if isinstance(classifier, LexiconClassifier):
-        lexicon = classifier
-        return lambda texts: np.asarray([lexicon.probabilities(t) for t in texts], np.float64).reshape(-1, 3)
+    """`classifier`'s (n, 3) negative/neutral/positive posteriors for a list of texts; None without any."""
     method = getattr(classifier, "probabilities", None)
     return method if callable(method) else None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+
 from models.sentiment.result import SentimentResult, make_result
 
 _POSITIVE = (
@@ -39,7 +41,11 @@ class LexiconClassifier:
     positive = frozenset(_POSITIVE.split())
     negative = frozenset(_NEGATIVE.split())
 
-    def probabilities(self, text: str) -> tuple[float, float, float]:
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), 3) negative/neutral/positive probabilities, like the model classifiers."""
+        return np.asarray([self.text_probabilities(t) for t in texts], np.float64).reshape(-1, 3)
+
+    def text_probabilities(self, text: str) -> tuple[float, float, float]:
         tokens = [t.lower() for t in _TOKEN.findall(text)]
         neg = pos = 0.0
         for i, tok in enumerate(tokens):
@@ -57,5 +63,5 @@ class LexiconClassifier:
         return exps[0] / total, exps[1] / total, exps[2] / total
 
     def classify(self, texts: list[str]) -> list[SentimentResult]:
-        return [make_result(t, self.probabilities(t)) for t in texts]
+        return [make_result(t, self.text_probabilities(t)) for t in texts]
 

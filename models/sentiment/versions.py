@@ -21,11 +21,11 @@ import numpy as np
 
 from models.sentiment.active import (
     SHIPPED,
-    write_active,
     active_head_path,
     head_path_of,
     read_active,
     versions_dir,
+    write_active,
 )
 from models.sentiment.adapter import ADAPTER_PATH, save_adapter
 from models.sentiment.errors import ClassifierError

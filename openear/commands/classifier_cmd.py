@@ -124,14 +124,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Classify texts; write JSONL: the input fields plus label, scores and complaint."""
         from models.sentiment import build_classifier, make_result
+        from models.sentiment.adaptive import batch_probabilities
         from models.sentiment.priors import fit_shift
 
         clf = build_classifier(model, device=device, batch_size=batch_size)
-        probabilities = getattr(clf, "probabilities", None) if adapt else None
+        probabilities = batch_probabilities(clf) if adapt else None
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(open(output, "w", encoding="utf-8")) if output else sys.stdout
             stream = stack.enter_context(_open_input(file))
-            if probabilities is None or not callable(probabilities) or model == "lexicon":
+            if probabilities is None:
                 for chunk in _chunks(read_records(stream, file), 256):
                     results = clf.classify([str(r["text"]) for r in chunk])
                     _write(out, chunk, results)

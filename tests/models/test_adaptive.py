@@ -110,7 +110,7 @@ def test_the_lexicon_model_is_adapted_through_its_per_text_probabilities() -> No
     texts = ["my order never arrived", "love it", "the shop opens at nine"]
     results, raw = BrandAdaptation(lexicon).classify_with_raw(texts, ["A"] * 3)
     assert results == lexicon.classify(texts)
-    assert raw is not None and np.allclose(raw, [lexicon.probabilities(t) for t in texts])
+    assert raw is not None and np.allclose(raw, [lexicon.text_probabilities(t) for t in texts])
 
 
 def test_the_poller_stores_raw_posteriors_and_the_store_seeds_the_same_window(
