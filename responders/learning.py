@@ -107,10 +107,10 @@ def retrain(session_factory: Callable[[], Any], data: Path, *, now: datetime, us
     directory = versions.versions_dir() / version
     train_path = write_tsv(train, directory / "corrections-train.tsv")
     held_path = write_tsv(held, directory / "corrections-held-back.tsv")
-    corrected = versions.corrections_corpus("corrections", [r.text for r in train], [r.label for r in train],
-                                            train_path, CORRECTION_WEIGHT)
-    held_back = versions.corrections_corpus("corrections/held-back", [r.text for r in held],
-                                            [r.label for r in held], held_path, 1.0)
+    corrected = Corpus("corrections", train_path, [r.text for r in train],
+                       np.asarray([r.label for r in train], np.int64), CORRECTION_WEIGHT)
+    held_back = Corpus("corrections/held-back", held_path, [r.text for r in held],
+                       np.asarray([r.label for r in held], np.int64))
     current_head = versions.active_head_path()
     current_meta = versions.Head.load(current_head).meta
     adapter = current_meta.get("adapter")

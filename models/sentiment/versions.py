@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from models.sentiment.active import (
     SHIPPED,
     active_head_path,
@@ -151,8 +149,3 @@ def new_version_name() -> str:
 def discard(version: str) -> None:
     if version != SHIPPED:
         shutil.rmtree(versions_dir() / version, ignore_errors=True)
-
-
-def corrections_corpus(name: str, texts: Sequence[str], labels: Sequence[int], path: Path,
-                       weight: float) -> Corpus:
-    return Corpus(name, path, list(texts), np.asarray(labels, np.int64), weight)
