@@ -74,9 +74,9 @@ class OpenEar:
     def _adapted(self, classifier: ClassifierLike) -> ClassifierLike:
         """With `classifier.adapt_priors`, a model with probabilities follows each brand's class mix
         (models/sentiment/adaptive.py); its windows are seeded from each brand's stored raw posteriors."""
-        from models.sentiment.adaptive import WINDOW, BrandAdaptation, batch_probabilities, stored_raw
+        from models.sentiment.adaptive import WINDOW, BrandAdaptation, adaptable, stored_raw
 
-        if not self.config.classifier.adapt_priors or batch_probabilities(classifier) is None:
+        if not self.config.classifier.adapt_priors or adaptable(classifier) is None:
             return classifier
         adaptation = BrandAdaptation(classifier, window=WINDOW)
         try:

@@ -29,10 +29,17 @@ REFIT_EVERY = 100
 Probabilities = Callable[[list[str]], np.ndarray]
 
 
-def batch_probabilities(classifier: Any) -> Probabilities | None:
-    """`classifier`'s (n, 3) negative/neutral/positive posteriors for a list of texts; None without any."""
+def adaptable(classifier: Any) -> tuple[Probabilities, np.ndarray] | None:
+    """`classifier`'s batch posteriors and the class mix it was trained under, or None.
+
+    Prior adaptation needs both: a model that does not declare its training prior (`train_prior`;
+    a hub model trained on an unknown mix) is left as it is rather than corrected against a guess.
+    """
     method = getattr(classifier, "probabilities", None)
-    return method if callable(method) else None
+    prior = getattr(classifier, "train_prior", None)
+    if not callable(method) or prior is None:
+        return None
+    return method, np.asarray(prior, np.float64)
 
 
 class _Window:
@@ -51,17 +58,19 @@ class _Window:
 class BrandAdaptation:
     """A classifier whose posteriors follow each brand's own class mix (see the module docstring).
 
-    Without `probabilities` on the wrapped classifier, or with `enabled=False`, results pass through
-    unchanged. Thread-safe: the model runs outside the lock, the windows and fits inside it.
+    Without `probabilities` and `train_prior` on the wrapped classifier (`adaptable`), or with
+    `enabled=False`, results pass through unchanged. Thread-safe: the model runs outside the lock,
+    the windows and fits inside it.
     """
 
     def __init__(self, classifier: Any, *, window: int = WINDOW, min_texts: int = MIN_TEXTS,
-                 refit_every: int = REFIT_EVERY, train_prior: np.ndarray = UNIFORM, enabled: bool = True) -> None:
+                 refit_every: int = REFIT_EVERY, enabled: bool = True) -> None:
         self.classifier = classifier
         self.window, self.min_texts, self.refit_every = window, min_texts, max(1, refit_every)
-        self.train_prior = np.asarray(train_prior, np.float64)
-        self._probabilities = batch_probabilities(classifier)
-        self.enabled = enabled and self._probabilities is not None
+        found = adaptable(classifier)
+        self._probabilities = found[0] if found else None
+        self.train_prior = found[1] if found else UNIFORM
+        self.enabled = enabled and found is not None
         self._windows: dict[str, _Window] = {}
         self._lock = threading.Lock()
 

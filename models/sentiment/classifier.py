@@ -20,6 +20,7 @@ import numpy as np
 from models.sentiment.errors import ClassifierError, UnmappableLabels
 from models.sentiment.head import Head
 from models.sentiment.lexicon import LexiconClassifier
+from models.sentiment.priors import UNIFORM
 from models.sentiment.result import (
     DEFAULT_MODEL,
     ENCODER_MODES,
@@ -152,6 +153,8 @@ class EmbeddingClassifier:
 
             head_path = active_head_path()
         self.head = Head.load(head_path)
+        # every head this project trains weights the classes alike (v1's too): a uniform prior
+        self.train_prior = np.asarray(self.head.meta.get("train_prior", UNIFORM), np.float64)
         mode = mode or str(self.head.meta.get("inference_mode", self.head.meta.get("encoder_mode", "fp32")))
         adapter = self.head.meta.get("adapter")  # {"file": name beside the head, "sha256": ...}
         self.encoder = TextEncoder(

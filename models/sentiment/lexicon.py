@@ -41,6 +41,9 @@ class LexiconClassifier:
     positive = frozenset(_POSITIVE.split())
     negative = frozenset(_NEGATIVE.split())
 
+    train_prior = (1 / 3, 1 / 3, 1 / 3)
+    """Not trained: its rules favour no class, so prior adaptation may correct it like a balanced model."""
+
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """(len(texts), 3) negative/neutral/positive probabilities, like the model classifiers."""
         return np.asarray([self.text_probabilities(t) for t in texts], np.float64).reshape(-1, 3)

@@ -124,15 +124,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Classify texts; write JSONL: the input fields plus label, scores and complaint."""
         from models.sentiment import build_classifier, make_result
-        from models.sentiment.adaptive import batch_probabilities
+        from models.sentiment.adaptive import adaptable
         from models.sentiment.priors import fit_shift
 
         clf = build_classifier(model, device=device, batch_size=batch_size)
-        probabilities = batch_probabilities(clf) if adapt else None
+        found = adaptable(clf) if adapt else None
+        if adapt and found is None:
+            _err.print(f"not adapted to this input's class mix: model {model} does not declare the class mix it "
+                       "was trained under", highlight=False, soft_wrap=True)
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(open(output, "w", encoding="utf-8")) if output else sys.stdout
             stream = stack.enter_context(_open_input(file))
-            if probabilities is None:
+            if found is None:
                 for chunk in _chunks(read_records(stream, file), 256):
                     results = clf.classify([str(r["text"]) for r in chunk])
                     _write(out, chunk, results)
@@ -141,12 +144,11 @@ def register(app: typer.Typer) -> None:
             import numpy as np
 
             texts = [str(r["text"]) for r in records]
+            probabilities, train_prior = found
             raw = np.concatenate([probabilities(texts[i:i + 4096]) for i in range(0, len(texts), 4096)]) \
                 if texts else np.zeros((0, 3), np.float32)
-            head = getattr(clf, "head", None)
-            prior = getattr(head, "meta", {}).get("train_prior") if head is not None else None
-            shift = fit_shift(raw, np.asarray(prior if prior else [1 / 3] * 3))
-            _err.print(shift.describe(), highlight=False)
+            shift = fit_shift(raw, train_prior)
+            _err.print(shift.describe(), highlight=False, soft_wrap=True)
             adapted = shift.apply(raw)
             for start in range(0, len(records), 256):
                 chunk = records[start:start + 256]

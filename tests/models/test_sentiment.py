@@ -334,6 +334,7 @@ class _Preset:
     """A classifier with fixed posteriors per text kind: "neu" texts lean neutral, "amb" ones slightly negative."""
 
     ROWS = {"neu": [0.2, 0.6, 0.2], "amb": [0.45, 0.40, 0.15]}
+    train_prior = (1 / 3, 1 / 3, 1 / 3)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         return np.asarray([self.ROWS[t.split()[0]] for t in texts], np.float32)
@@ -363,6 +364,14 @@ def test_classify_cli_adapts_to_the_inputs_class_mix(cli: typer.Typer, tmp_path:
     res = runner.invoke(cli, ["classify", str(small)])
     assert "not adapted" in res.stderr and "fewer than the 500" in res.stderr
     assert {r["label"] for r in _jsonl(res.stdout)} == {"negative"}
+
+    class NoPrior(_Preset):  # e.g. a hub model: its training mix is unknown, so it is not corrected
+        train_prior = None  # type: ignore[assignment]
+
+    monkeypatch.setattr(models.sentiment, "build_classifier", lambda *a, **k: NoPrior())
+    unknown = runner.invoke(cli, ["classify", str(stream)])
+    assert "does not declare the class mix" in unknown.stderr
+    assert {r["text"].split()[0]: r["label"] for r in _jsonl(unknown.stdout)} == {"neu": "neutral", "amb": "negative"}
 
 
 def test_classifier_rollback_cli(cli: typer.Typer, own_data_dir: Path) -> None:
