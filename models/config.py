@@ -38,6 +38,8 @@ def _check_timezone(value: str) -> str:
 class BrandAccounts(Section):
     x: list[str] = Field(default_factory=list, description="the brand's own X handles, without @")
     facebook: list[str] = Field(default_factory=list, description="ids of the brand's Facebook pages")
+    instagram: list[str] = Field(default_factory=list,
+                                 description="ids of the brand's Instagram professional accounts (IG user ids)")
 
     @field_validator("x")
     @classmethod
@@ -105,11 +107,43 @@ class FacebookConfig(PlatformSection):
         return {**super().summary(), "api_version": self.api_version, "pages": sorted(self.page_tokens)}
 
 
+class WebhookConfig(Section):
+    """Meta's webhooks for the app (Instagram field `mentions`), received at the web app's /webhooks/instagram."""
+
+    app_secret: SecretStr = Field(description="the app secret: Meta signs each delivery with it (X-Hub-Signature-256)")
+    verify_token: SecretStr = Field(description="the verify token entered in the App Dashboard's webhook set-up")
+
+
+class InstagramConfig(PlatformSection):
+    """Instagram professional accounts through the Graph API with Facebook login (host graph.facebook.com)."""
+
+    api_version: str = Field(default="v25.0", pattern=r"^v\d+\.\d+$")
+    account_tokens: dict[str, SecretStr] = Field(
+        description="Instagram account id -> the page access token of the Facebook page it is connected to")
+    lookback_days: int = Field(default=14, ge=1, le=90)
+    webhooks: WebhookConfig | None = Field(
+        default=None, description="receive @mentions on other accounts' media (Instagram pushes them only by webhook)")
+
+    @field_validator("account_tokens")
+    @classmethod
+    def _numeric_ids(cls, tokens: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        bad = [key for key in tokens if not key.isdigit()]
+        if bad:
+            raise ValueError(f"Instagram account ids are numbers (the IG user id, e.g. 17841400000000001), got "
+                             f"{', '.join(map(repr, bad))}; the page's instagram_business_account field names it")
+        return tokens
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "api_version": self.api_version, "accounts": sorted(self.account_tokens),
+                "webhooks": "on (/webhooks/instagram)" if self.webhooks is not None else "off"}
+
+
 class PlatformsConfig(Section):
     """One section per platform (its name is the platform's key in listener.platforms.SPECS)."""
 
     x: XConfig | None = None
     facebook: FacebookConfig | None = None
+    instagram: InstagramConfig | None = None
 
     def sections(self) -> dict[str, PlatformSection]:
         """The configured platform sections by platform name."""

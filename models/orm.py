@@ -284,6 +284,23 @@ class PollCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class PlatformNotification(Base):
+    """What a platform pushed by webhook and a poll is still to read (Instagram @mentions on other
+    accounts' media): `models/inbox.py` writes and reads them; the reading source's cursor says which it read."""
+
+    __tablename__ = "platform_notifications"
+    __table_args__ = (UniqueConstraint("platform", "account_id", "media_id", "comment_id",
+                                       name="uq_platform_notifications_ref"),
+                      Index("ix_platform_notifications_received", "received_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    account_id: Mapped[str] = mapped_column(String(64))  # the brand's account the notification is for
+    media_id: Mapped[str] = mapped_column(String(64))
+    comment_id: Mapped[str] = mapped_column(String(64), default="")  # "" for a caption mention
+    received_at: Mapped[datetime]
+
+
 class WebSession(Base):
     """A signed-in browser: the cookie holds a random token, the table its hash, so a session can be ended."""
 

@@ -22,6 +22,7 @@ from listener.poller import ClassifierLike, Poller, PollResult
 from listener.scheduler import Daemon, SourceRunner
 from models.config import Config
 from models.db import check_schema, make_engine, session_factory
+from models.inbox import DbInbox
 from models.orm import utcnow
 from openear.memory import limit_arenas, release_free_memory
 from responders.dispatch import Dispatcher
@@ -93,7 +94,8 @@ class OpenEar:
         """One adapter per platform the config enables, built from the one table (listener.platforms.SPECS)."""
         adapters: dict[str, PlatformAdapter] = {}
         for name, spec in SPECS.items():
-            adapter = spec.build(self.config, clock=self.clock, session_factory=self._http_session)
+            adapter = spec.build(self.config, clock=self.clock, session_factory=self._http_session,
+                                 inbox=DbInbox(self.sessions))
             if adapter is not None:
                 adapters[name] = adapter
         return adapters

@@ -41,6 +41,7 @@ from listener.platforms.base import (
     RateLimited,
     TargetGone,
     Transient,
+    Unverifiable,
 )
 from models.domain import AuthorData, MentionData, ReplyState
 from models.orm import Mention, Reply, utcnow
@@ -80,6 +81,8 @@ def plain_error(exc: Exception) -> tuple[str, bool]:
         return "The post you answered no longer exists (deleted or hidden); the reply was not posted.", False
     if isinstance(exc, Transient):
         return f"The platform had a temporary problem ({exc}); openear retries automatically.", True
+    if isinstance(exc, Unverifiable):
+        return f"Not sent again: {exc}.", False
     return f"Unexpected error: {exc}", False
 
 

@@ -22,16 +22,21 @@ without an error, as the Object Comments reference says of user tokens), `vanish
 the next replies), `reject_duplicates` (506 for the page's same message twice in a row on one object),
 `hide_tagged_authors()` (posts by people that tag the page come without `from`, as the Page Tagged
 reference says) and `hide_comment()` (`is_hidden` true; the page still reads the comment).
+
+Instagram (docs/instagram-wire.md): an Instagram professional account is connected to the default
+page; requests whose first id is an Instagram object go to `sandbox.instagram_graph`, count against
+the account's hourly budget (`limits["instagram"]`, code 80002) and carry its usage header.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from sandbox.feed import BRAND_NAME, Customer
 from sandbox.graph_store import PAGE_ID, CommentRecord, GraphStore, PageToken, PostRecord, Profile
@@ -44,6 +49,7 @@ from sandbox.graph_wire import (
     duplicate,
     encode_cursor,
     error_body,
+    form_params,
     gone,
     graph_time,
     invalid,
@@ -52,16 +58,21 @@ from sandbox.graph_wire import (
     parse_fields,
     parse_time,
     permissions_error,
+    require,
     slice_page,
+    token_of,
     trace_id,
     truthy,
 )
 from sandbox.httpserver import EmulatorServer, Request, Response
+from sandbox.instagram_graph import InstagramGraph, InstagramHelpers
+from sandbox.instagram_store import InstagramStore
+from sandbox.instagram_webhooks import MentionWebhooks
 
 MAX_MESSAGE = 8000
 WINDOW_S = 3600
-DEFAULT_LIMITS = {"app": 200_000, "page": 4_800}  # calls per hour
-PAGE_FIELDS = ("id", "name", "link", "category", "fan_count")
+DEFAULT_LIMITS = {"app": 200_000, "page": 4_800, "instagram": 4_800}  # calls per hour
+PAGE_FIELDS = ("id", "name", "link", "category", "fan_count", "instagram_business_account")
 POST_FIELDS = ("id", "message", "created_time", "updated_time", "from", "permalink_url", "comments", "is_hidden",
                "status_type")
 COMMENT_FIELDS = ("id", "message", "created_time", "from", "parent", "permalink_url", "comment_count",
@@ -70,17 +81,24 @@ _DEFAULTS = {"Page": "name,id", "Post": "created_time,message,id", "Comment": "c
 _PAGE_EDGES = {"feed": ("page", "visitor", "tagged"), "posts": ("page",), "tagged": ("tagged",),
                "visitor_posts": ("visitor",)}
 Node = PostRecord | CommentRecord | Profile
+_FIRST_ID = re.compile(r"/v\d+\.\d+/(\d+)(?:/|$)")
 
 
-class GraphApiEmulator(EmulatorServer):
+class GraphApiEmulator(InstagramHelpers, EmulatorServer):
     """Graph API on 127.0.0.1. Use as a context manager or call start()/stop()."""
 
     def __init__(self, *, seed: int = 0, clock: Callable[[], float] = time.time, port: int = 0,
                  page_id: str = PAGE_ID, page_name: str = BRAND_NAME, page_posts: int = 8,
-                 customers: list[Customer] | None = None, limits: dict[str, int] | None = None) -> None:
+                 customers: list[Customer] | None = None, limits: dict[str, int] | None = None,
+                 ig_media: int = 6) -> None:
         super().__init__(port=port)
         self.clock = clock
         self.store = GraphStore(clock, seed, customers, page_id, page_name)
+        self.ig_store = InstagramStore(clock, seed, self.store.customers, page_id)
+        self.ig_user_id, self.ig_username = self.ig_store.account.id, self.ig_store.account.username
+        self._instagram = InstagramGraph(self, self.ig_store)
+        self.ig_webhooks = MentionWebhooks(self.ig_user_id, clock)
+        self._ig_ticks = 0
         self.page_id = page_id
         self.limits = {**DEFAULT_LIMITS, **(limits or {})}
         self.tokens: dict[str, PageToken] = {}
@@ -89,7 +107,7 @@ class GraphApiEmulator(EmulatorServer):
         self._lock = threading.Lock()
         self._trace = 0
         self._window_start: float | None = None
-        self._calls: dict[str, int] = {}  # "app" and page ids -> calls in the current window
+        self._calls: dict[str, int] = {}  # "app", page ids and IG user ids -> calls in the current window
         self._throttle: tuple[int, float, str | None] | None = None  # (code, until, page id or None)
         self.reject_duplicates = False  # 506 for the page's same message twice in a row on one object
         self.tagged_authors_hidden_on: frozenset[str] = frozenset()  # edges whose tagged posts lack `from`
@@ -98,6 +116,7 @@ class GraphApiEmulator(EmulatorServer):
         self._last_written: dict[tuple[str, str], str] = {}  # (page id, object id) -> its last message there
         self.add_page(page_id, page_name)
         self.store.seed_page_posts(page_posts)
+        self.ig_store.seed_media(ig_media)
         self.route("GET", r"/v\d+\.\d+/(?P<rest>.*)", self._get)
         self.route("POST", r"/v\d+\.\d+/(?P<rest>.*)", self._post)
 
@@ -132,8 +151,8 @@ class GraphApiEmulator(EmulatorServer):
             self._vanishing.add(post_id)
 
     def refuse_comments(self, code: int, times: int = 1, regain_minutes: int | None = None) -> None:
-        """Answer the next `times` replies (POST /{id}/comments) with 341 (action limit) or 368 (temporarily
-        blocked for policy violations); with `regain_minutes`, the usage headers estimate the way back."""
+        """Answer the next `times` replies (POST /{id}/comments; on Instagram /replies, /comments, /mentions) with
+        341 (action limit) or 368 (blocked for policy violations); `regain_minutes` goes in the usage headers."""
         if code not in ACTION_MESSAGES:
             raise ValueError(f"not a write refusal: {code}; known: {sorted(ACTION_MESSAGES)}")
         with self._lock:
@@ -179,15 +198,22 @@ class GraphApiEmulator(EmulatorServer):
         return self.store.add_comment(post_id, author, text, parent=parent, created=created).id
 
     def delete(self, object_id: str) -> bool:
-        return self.store.delete(object_id)
+        return self.store.delete(object_id) or self.ig_store.delete(object_id)
 
     def grow(self, n: int, spread: bool = True) -> list[str]:
-        """Add `n` generated posts, comments and replies (deterministic for the seed); returns all new ids."""
-        return [r.id for r in self.store.grow(n, spread)]
+        """Add `n` generated Facebook posts, comments and replies and `n // 2` Instagram items (a third of
+        all; deterministic for the seed); returns the Facebook ids (`grow_ig` returns Instagram ones)."""
+        made = [r.id for r in self.store.grow(n, spread)]
+        self.grow_ig(n // 2, spread)
+        return made
 
     def live_tick(self) -> None:
-        """The live feed's step: one generated item, now."""
-        self.store.grow(1, spread=False)
+        """The live feed's step: one generated item, now (every third one on Instagram)."""
+        self._ig_ticks += 1
+        if self._ig_ticks % 3 == 0:
+            self.grow_ig(1, spread=False)
+        else:
+            self.store.grow(1, spread=False)
 
     def requests_to(self, suffix: str, method: str = "GET") -> int:
         """How many requests so far had a path ending in `suffix` (e.g. "/comments")."""
@@ -210,42 +236,33 @@ class GraphApiEmulator(EmulatorServer):
 
     def rate_limited_response(self, request: Request) -> Response:
         """A scripted rate-limit answer (fault `rate_limit_burst`)."""
-        page_id = self._page_of(request)
-        exc = GraphError(400, RATE_MESSAGES[self.burst_code], self.burst_code,
-                         headers=self._usage_headers(page_id, self.burst_regain_minutes))
+        page_id, ig_user = self._page_of(request), self._ig_of(request)
+        code = 80002 if ig_user is not None else self.burst_code
+        exc = GraphError(400, RATE_MESSAGES[code], code,
+                         headers=self._usage_headers(page_id, self.burst_regain_minutes, ig_user=ig_user))
         return error_body(exc, self._next_trace())
 
     def decorate_response(self, request: Request, response: Response) -> Response:
         version = request.path.split("/")[1] if request.path.startswith("/v") else "v25.0"
         response.headers.setdefault("facebook-api-version", version)
-        for name, value in self._usage_headers(self._page_of(request)).items():
+        for name, value in self._usage_headers(self._page_of(request), ig_user=self._ig_of(request)).items():
             response.headers.setdefault(name, value)
         return response
 
     # -- auth, budgets, usage -------------------------------------------------------------------
 
-    @staticmethod
-    def _form(request: Request) -> dict[str, str]:
-        """Query and form-encoded body parameters (the body wins), first values."""
-        params = {k: v[0] for k, v in request.query.items() if v}
-        if request.body and "json" not in request.headers.get("content-type", ""):
-            body = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
-            params.update({k: v[0] for k, v in body.items() if v})
-        return params
-
-    def _token_of(self, request: Request) -> str | None:
-        auth = request.headers.get("authorization", "")
-        if auth.startswith(("OAuth ", "Bearer ")):
-            return auth.split(" ", 1)[1].strip()
-        return self._form(request).get("access_token")
-
     def _page_of(self, request: Request) -> str | None:
-        token = self._token_of(request)
+        token = token_of(request)
         info = self.tokens.get(token) if token else None
         return info.page_id if info else None
 
+    def _ig_of(self, request: Request) -> str | None:
+        """The Instagram account whose object the request's path names first, else None."""
+        match = _FIRST_ID.match(request.path)
+        return self.ig_user_id if match and self.ig_store.is_ig(match.group(1)) else None
+
     def _auth(self, request: Request) -> PageToken:
-        token = self._token_of(request)
+        token = token_of(request)
         if not token:
             raise GraphError(400, "An access token is required to request this resource.", 104)
         info = self.tokens.get(token)
@@ -256,76 +273,73 @@ class GraphApiEmulator(EmulatorServer):
                              f"{graph_time(self.clock())}.", 190, subcode=463)
         return info
 
-    def _spend(self, info: PageToken) -> None:
-        """Count one call against the app's and the page's hourly budget; raise when one is spent."""
+    def _spend(self, info: PageToken, ig_user: str | None = None) -> None:
+        """Count a call against the app's and the page's (or IG account's) hourly budget; raise when spent."""
         with self._lock:
             now = self.clock()
             if self._throttle is not None:
                 code, until, page = self._throttle
                 if now >= until:
                     self._throttle = None
-                elif page in (None, info.page_id):
+                elif page in (None, info.page_id) and (code != 80002 or ig_user is not None):
                     raise GraphError(400, RATE_MESSAGES[code], code, subcode=2446079 if code == 17 else None,
-                                     headers=self._usage_headers(info.page_id, minutes_until(now, until), locked=True))
+                                     headers=self._usage_headers(info.page_id, minutes_until(now, until), True,
+                                                                 ig_user))
             if self._window_start is None or now >= self._window_start + WINDOW_S:
                 self._window_start, self._calls = now, {}
             regain = minutes_until(now, self._window_start + WINDOW_S)
             if self._calls.get("app", 0) >= self.limits["app"]:
-                raise GraphError(400, RATE_MESSAGES[4], 4, headers=self._usage_headers(info.page_id, 0, locked=True))
-            if self._calls.get(info.page_id, 0) >= self.limits["page"]:
-                raise GraphError(400, RATE_MESSAGES[32], 32,
-                                 headers=self._usage_headers(info.page_id, regain, locked=True))
+                raise GraphError(400, RATE_MESSAGES[4], 4, headers=self._usage_headers(info.page_id, 0, True, ig_user))
+            key, limit, code = (ig_user, self.limits["instagram"], 80002) if ig_user is not None else \
+                (info.page_id, self.limits["page"], 32)
+            if self._calls.get(key, 0) >= limit:
+                raise GraphError(400, RATE_MESSAGES[code], code,
+                                 headers=self._usage_headers(info.page_id, regain, True, ig_user))
             self._calls["app"] = self._calls.get("app", 0) + 1
-            self._calls[info.page_id] = self._calls.get(info.page_id, 0) + 1
+            self._calls[key] = self._calls.get(key, 0) + 1
 
-    def _usage_headers(self, page_id: str | None, regain: int | None = None, locked: bool = False) -> dict[str, str]:
-        """X-App-Usage and (for a page token) X-Business-Use-Case-Usage, percentages of the hourly budgets."""
+    def _usage_headers(self, page_id: str | None, regain: int | None = None, locked: bool = False,
+                       ig_user: str | None = None) -> dict[str, str]:
+        """X-App-Usage and X-Business-Use-Case-Usage (of the IG account, else the page) in % of the budgets."""
         if not locked:
             with self._lock:
-                return self._usage_headers(page_id, regain, locked=True)
+                return self._usage_headers(page_id, regain, True, ig_user)
         app = min(100, round(100 * self._calls.get("app", 0) / max(1, self.limits["app"])))
         headers = {"X-App-Usage": json.dumps({"call_count": app, "total_cputime": app // 2, "total_time": app // 2})}
-        if page_id is not None:
-            used = min(100, round(100 * self._calls.get(page_id, 0) / max(1, self.limits["page"])))
+        key, limit, kind = (ig_user, self.limits["instagram"], "instagram") if ig_user is not None else \
+            (page_id, self.limits["page"], "pages")
+        if key is not None:
+            used = min(100, round(100 * self._calls.get(key, 0) / max(1, limit)))
             if regain is None:
                 regain = 0
                 if used >= 100 and self._window_start is not None:
                     regain = minutes_until(self.clock(), self._window_start + WINDOW_S)
-            usage = {"type": "pages", "call_count": used, "total_cputime": used // 2, "total_time": used // 2,
+            usage = {"type": kind, "call_count": used, "total_cputime": used // 2, "total_time": used // 2,
                      "estimated_time_to_regain_access": regain}
-            headers["X-Business-Use-Case-Usage"] = json.dumps({page_id: [usage]})
+            headers["X-Business-Use-Case-Usage"] = json.dumps({key: [usage]})
         return headers
-
-    @staticmethod
-    def _require(info: PageToken, code: int, *permissions: str) -> None:
-        missing = [p for p in permissions if p not in info.permissions]
-        if missing:
-            names = " and ".join(f"'{p}'" for p in missing)
-            raise GraphError(403, f"(#{code}) This endpoint requires the {names} permission. Refer to "
-                             "https://developers.facebook.com/docs/permissions for details.", code)
 
     # -- handlers -------------------------------------------------------------------------------
 
     def _get(self, request: Request) -> Response:
         try:
-            info = self._auth(request)
-            self._spend(info)
+            info, ig_user = self._auth(request), self._ig_of(request)
+            self._spend(info, ig_user)
             parts = [p for p in request.params["rest"].split("/") if p]
             if not parts or len(parts) > 2:
                 raise GraphError(400, f"Unknown path components: /{'/'.join(parts)}", 2500)
+            params = form_params(request)
+            if ig_user is not None:
+                return Response.json(self._instagram.get(request, info, parts, params))
             node = self._node(parts[0], info)
-            params = self._form(request)
             if len(parts) == 1:
                 if not isinstance(node, Profile):
-                    self._require(info, 10, "pages_read_engagement")
+                    require(info.permissions, 10, "pages_read_engagement")
                 return Response.json(self._render(request, node, params.get("fields")))
-            self._require(info, 10, "pages_read_engagement")
+            require(info.permissions, 10, "pages_read_engagement")
             if parts[1] == "comments" and not isinstance(node, Profile):
-                self._require(info, 10, "pages_read_user_content")
-                with self._lock:
-                    vanishing = node.id in self._vanishing
-                    self._vanishing.discard(node.id)
-                if vanishing:
+                require(info.permissions, 10, "pages_read_user_content")
+                if self.take_vanishing(node.id):
                     self.store.delete(node.id)
                     raise gone(node.id)
                 if info.user is not None and isinstance(node, PostRecord):
@@ -336,12 +350,14 @@ class GraphApiEmulator(EmulatorServer):
 
     def _post(self, request: Request) -> Response:
         try:
-            info = self._auth(request)
-            self._spend(info)
+            info, ig_user = self._auth(request), self._ig_of(request)
+            self._spend(info, ig_user)
             parts = [p for p in request.params["rest"].split("/") if p]
-            params = self._form(request)
+            params = form_params(request)
+            if ig_user is not None and 1 <= len(parts) <= 2:
+                return Response.json(self._instagram.post(request, info, parts, params))
             if len(parts) == 2 and parts[1] == "comments":
-                self._require(info, 200, "pages_manage_engagement")
+                require(info.permissions, 200, "pages_manage_engagement")
                 if info.user is not None:
                     raise permissions_error()
                 node = self.store.node(parts[0])
@@ -354,7 +370,7 @@ class GraphApiEmulator(EmulatorServer):
                     raise invalid(f"Param message must be at most {MAX_MESSAGE} characters long")
                 return Response.json({"id": self._write_comment(info, node, message)})
             if len(parts) == 1 and "is_hidden" in params:
-                self._require(info, 200, "pages_manage_engagement")
+                require(info.permissions, 200, "pages_manage_engagement")
                 if not isinstance(self.store.node(parts[0]), CommentRecord):
                     raise gone(parts[0], "post")
                 self.store.set_hidden(parts[0], truthy(params["is_hidden"]))
@@ -367,9 +383,14 @@ class GraphApiEmulator(EmulatorServer):
 
     def _write_comment(self, info: PageToken, node: PostRecord | CommentRecord, message: str) -> str:
         """The page's comment on `node` (refusals and the duplicate rule first); returns its id."""
+        self.claim_write(info, node.id, message)
+        return self.store.add_comment(node.id, self.store.pages[info.page_id], message).id
+
+    def claim_write(self, info: PageToken, object_id: str, message: str, ig_user: str | None = None) -> None:
+        """Before a write on `object_id`: a scripted refusal, or 506 for the writer's last message there."""
         with self._lock:
             refusal = self._refusals.pop(0) if self._refusals else None
-            key = (info.page_id, node.id)
+            key = (ig_user or info.page_id, object_id)
             if refusal is None and self.reject_duplicates and self._last_written.get(key) == message.strip():
                 raise duplicate()
             if refusal is None:
@@ -377,8 +398,15 @@ class GraphApiEmulator(EmulatorServer):
         if refusal is not None:
             code, regain = refusal
             raise GraphError(400, ACTION_MESSAGES[code], code,
-                             headers=self._usage_headers(info.page_id, regain) if regain is not None else None)
-        return self.store.add_comment(node.id, self.store.pages[info.page_id], message).id
+                             headers=self._usage_headers(info.page_id, regain, ig_user=ig_user)
+                             if regain is not None else None)
+
+    def take_vanishing(self, object_id: str) -> bool:
+        """Whether `object_id` was to vanish on its next comments read (and no longer is)."""
+        with self._lock:
+            found = object_id in self._vanishing
+            self._vanishing.discard(object_id)
+            return found
 
     def _node(self, object_id: str, info: PageToken) -> Node:
         if object_id == "me":
@@ -400,11 +428,15 @@ class GraphApiEmulator(EmulatorServer):
             value = self._value(request, node, spec)
             if value is not None:
                 out[spec.name] = value
+        if "instagram_business_account" in out:
+            out.setdefault("id", node.id)
         return out
 
     def _value(self, request: Request, node: Node, spec: FieldSpec) -> Any:
         name = spec.name
         if isinstance(node, Profile):
+            if name == "instagram_business_account":
+                return self._instagram.account_of(node.id) if node.is_page else None
             return {"id": node.id, "name": node.name, "link": f"https://www.facebook.com/{node.id}",
                     "category": "Telecommunication Company", "fan_count": 48_200}.get(name)
         if name == "id":
@@ -475,7 +507,7 @@ class GraphApiEmulator(EmulatorServer):
             paging: dict[str, Any] = {"cursors": cursors}
             if top_level:
                 query = {k: v[0] for k, v in request.query.items() if v and k not in ("after", "before")}
-                if "access_token" not in query and (token := self._token_of(request)):
+                if "access_token" not in query and (token := token_of(request)):
                     query["access_token"] = token
                 base = f"{self.url}{request.path}?"
                 if has_next:

@@ -39,7 +39,7 @@ _PAGE_POSTS = {
 }
 _HANDLE_RE = re.compile(r"^(@\w+\s+)+")
 PERMISSIONS = ("pages_show_list", "pages_read_engagement", "pages_read_user_content", "pages_manage_engagement",
-               "pages_manage_metadata")
+               "pages_manage_metadata", "instagram_basic", "instagram_manage_comments")
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """The Graph API wire format for the emulator: field expansion, times, cursors, paging and error bodies.
 
 Stdlib only; used by `sandbox.graph_api`. Field expansion follows the Graph syntax far enough for
-the adapters: `id,message,from{id,name},comments.filter(stream).summary(true).limit(0){id}`.
+the adapters: `id,message,from{id,name},comments.filter(stream).summary(true).limit(0){id}`, and any
+`name(value)` modifier (`mentioned_comment.comment_id(17950000000000001){id,text}`).
 
 Error messages as Graph words them (Meta's "Handling Errors" guide and reference pages, and answers
 quoted in public SDK issues): 100/33 "Unsupported get request. Object with ID '...' does not exist,
@@ -9,7 +10,8 @@ cannot be loaded due to missing permissions, or does not support this operation.
 Graph API documentation at https://developers.facebook.com/docs/graph-api" (GraphMethodException,
 HTTP 400); "(#341) Feed action request limit reached"; "(#368) The action attempted has been deemed
 abusive or is otherwise disallowed" (the User reference's error table); "(#506) Duplicate status
-message".
+message"; "(#80002) There have been too many calls to this Instagram account. Wait a bit and try
+again." (Instagram's business-use-case limit, docs/instagram-wire.md).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
-from sandbox.httpserver import Response
+from sandbox.httpserver import Request, Response
 
 GRAPH_TIME = "%Y-%m-%dT%H:%M:%S+0000"
 MAX_LIMIT = 100
@@ -30,7 +33,8 @@ DEFAULT_LIMIT = 25
 RATE_MESSAGES = {4: "(#4) Application request limit reached", 17: "(#17) User request limit reached",
                  32: "(#32) Page request limit reached",
                  613: "(#613) Calls to this api have exceeded the rate limit.",
-                 80001: "(#80001) There have been too many calls to this Page account. Wait a bit and try again."}
+                 80001: "(#80001) There have been too many calls to this Page account. Wait a bit and try again.",
+                 80002: "(#80002) There have been too many calls to this Instagram account. Wait a bit and try again."}
 # refusals of a write (POST): 341 "Application limit reached", 368 "Temporarily blocked for policies violations"
 ACTION_MESSAGES = {341: "(#341) Feed action request limit reached",
                    368: "(#368) The action attempted has been deemed abusive or is otherwise disallowed"}
@@ -81,9 +85,35 @@ def duplicate() -> GraphError:
     return GraphError(400, "(#506) Duplicate status message", 506)
 
 
+def require(granted: set[str], code: int, *permissions: str) -> None:
+    """Code `code` (10 or 200), HTTP 403, naming the `permissions` missing from `granted`."""
+    missing = [p for p in permissions if p not in granted]
+    if missing:
+        names = " and ".join(f"'{p}'" for p in missing)
+        raise GraphError(403, f"(#{code}) This endpoint requires the {names} permission. Refer to "
+                         "https://developers.facebook.com/docs/permissions for details.", code)
+
+
 def permissions_error() -> GraphError:
     """Code 200, as Graph words it without details: what a user access token gets when it writes as a page."""
     return GraphError(403, "(#200) Permissions error", 200)
+
+
+def form_params(request: Request) -> dict[str, str]:
+    """Query and form-encoded body parameters (the body wins), first values."""
+    params = {k: v[0] for k, v in request.query.items() if v}
+    if request.body and "json" not in request.headers.get("content-type", ""):
+        body = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+        params.update({k: v[0] for k, v in body.items() if v})
+    return params
+
+
+def token_of(request: Request) -> str | None:
+    """The access token of a request: an `OAuth` / `Bearer` Authorization header or `access_token`."""
+    auth = request.headers.get("authorization", "")
+    if auth.startswith(("OAuth ", "Bearer ")):
+        return auth.split(" ", 1)[1].strip()
+    return form_params(request).get("access_token")
 
 
 # -- times ----------------------------------------------------------------------------------------
@@ -188,10 +218,12 @@ def _parse_field(text: str, pos: int) -> tuple[FieldSpec, int]:
     if pos == start:
         raise invalid(f"Syntax error in fields at character {pos}: '{text}'")
     spec = FieldSpec(text[start:pos])
-    while pos < len(text) and text[pos] == ".":
-        open_at = text.find("(", pos)
+    while pos < len(text) and text[pos] == ".":  # modifiers: `.name(value)`, any name, any value without ")"
+        open_at = pos + 1
+        while open_at < len(text) and (text[open_at].isalnum() or text[open_at] == "_"):
+            open_at += 1
         close_at = text.find(")", open_at)
-        if open_at < 0 or close_at < 0:
+        if open_at == pos + 1 or open_at >= len(text) or text[open_at] != "(" or close_at < 0:
             raise invalid(f"Syntax error in fields at character {pos}: '{text}'")
         spec.modifiers[text[pos + 1:open_at]] = text[open_at + 1:close_at]
         pos = close_at + 1
@@ -201,6 +233,15 @@ def _parse_field(text: str, pos: int) -> tuple[FieldSpec, int]:
             raise invalid(f"Syntax error in fields: unbalanced braces in '{text}'")
         pos += 1
     return spec, pos
+
+
+def format_fields(specs: list[FieldSpec]) -> str:
+    """`specs` written back as a `fields` parameter (for `paging.next` links of expanded edges)."""
+    out = []
+    for spec in specs:
+        text = spec.name + "".join(f".{k}({v})" for k, v in spec.modifiers.items())
+        out.append(text + (f"{{{format_fields(spec.sub)}}}" if spec.sub is not None else ""))
+    return ",".join(out)
 
 
 def check_fields(specs: list[FieldSpec], allowed: tuple[str, ...], node_type: str) -> None:

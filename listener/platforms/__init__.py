@@ -11,6 +11,10 @@ Adding a platform takes three things and nothing else:
    `base_url`) and, if brands name accounts or queries there, a field of `BrandAccounts` /
    `BrandQueries`.
 
+A platform that pushes some of what it has by webhook (Instagram's @mentions) sets `uses_inbox`:
+its factory then also gets `inbox=` (`base.Inbox`, the notifications the web app's webhook
+endpoint recorded), and its source reads them like any other page of results.
+
 Everything else reads the table: the composition root builds the adapters by a loop over it, the
 scheduler takes the poll interval from it (`schedule.poll_interval_seconds.<name>` overrides), the
 queue checks reply lengths, saved replies fill `{handle}`, the customer commands resolve references,
@@ -31,7 +35,7 @@ from listener.platforms.text_length import x_weighted_length
 if TYPE_CHECKING:
     import requests
 
-    from listener.platforms.base import PlatformAdapter
+    from listener.platforms.base import Inbox, PlatformAdapter
     from models.config import Config
 
 
@@ -49,18 +53,37 @@ class PlatformSpec:
     factory: str  # "module:function" -> (config, *, clock, session_factory) -> adapter | None
     reply_length: Callable[[str], int] = len  # how the platform counts a reply's length
     length_rule: str = ""  # that count in words, for people (empty: plain characters)
+    thread_rule: str = ""  # how the platform threads a reply to a reply, for the composer (empty: as asked)
+    reply_refusal: Callable[[str, str | None, bool, str], str | None] = lambda *_: None  # (external id,
+    #   conversation id, is own, source name) -> why the platform takes no public reply to it, or None
+    usage_header: str = ""  # the response header that reports how much of the rate budget is used
+    calls_per_day: int | None = None  # the documented call budget per account and day (Instagram: x impressions)
+    uses_inbox: bool = False  # its factory takes `inbox=` (webhook notifications: listener.platforms.base.Inbox)
 
     def build(self, config: Config, *, clock: Callable[[], datetime],
-              session_factory: Callable[[], requests.Session] | None = None) -> PlatformAdapter | None:
+              session_factory: Callable[[], requests.Session] | None = None,
+              inbox: Inbox | None = None) -> PlatformAdapter | None:
         """The adapter for this platform as `config` sets it up, or None when it is not enabled."""
         module, _, function = self.factory.partition(":")
         make: Any = getattr(import_module(module), function)
-        adapter: PlatformAdapter | None = make(config, clock=clock, session_factory=session_factory)
+        extra = {"inbox": inbox} if self.uses_inbox else {}
+        adapter: PlatformAdapter | None = make(config, clock=clock, session_factory=session_factory, **extra)
         return adapter
 
     def reference_hint(self) -> str:
         """How a person names one of this platform's authors on the command line."""
         return f"{self.name}:@handle" if self.has_handles else f"{self.name}:<author id>"
+
+
+def instagram_reply_refusal(external_id: str, conversation_id: str | None, is_own: bool, source: str) -> str | None:
+    """Instagram answers comments, and @mentions through /mentions: a media that only tags the brand, or
+    its own media itself, takes none."""
+    if conversation_id not in (None, external_id) or source.split(":")[-2:-1] == ["mentions"]:
+        return None
+    if is_own:
+        return "this is the brand's own Instagram post; answer the comments under it"
+    return ("Instagram does not let the account comment on posts it is tagged in; answer the customer under one "
+            "of the brand's own posts or on another channel")
 
 
 SPECS: dict[str, PlatformSpec] = {
@@ -70,6 +93,12 @@ SPECS: dict[str, PlatformSpec] = {
                       length_rule="X counts every link as 23, most emoji and CJK characters as 2"),
     "facebook": PlatformSpec(name="facebook", display_name="Facebook", badge="f", reply_limit=8000,
                              has_handles=False, poll_seconds=120, factory="listener.platforms.facebook:from_config"),
+    "instagram": PlatformSpec(name="instagram", display_name="Instagram", badge="IG", reply_limit=2200,
+                              has_handles=True, poll_seconds=180, factory="listener.platforms.instagram:from_config",
+                              thread_rule="Instagram threads are one level deep: a reply to a reply is posted "
+                                          "under its top-level comment, so start it with the @username you answer",
+                              reply_refusal=instagram_reply_refusal, usage_header="X-Business-Use-Case-Usage",
+                              calls_per_day=4800, uses_inbox=True),
 }
 
 

@@ -10,7 +10,8 @@ the exceptions below (the poller and the dispatcher decide what to do with them)
     ├── TargetGone                the post, comment or account no longer exists (or is hidden)
     ├── Transient                 5xx, timeouts, broken bodies, "temporarily blocked": retry later
     ├── Duplicate                 the platform refused a post as a copy of one already there
-    └── ContentRejected           the platform refused the text itself (too long by its count, ...)
+    ├── ContentRejected           the platform refused the text itself (too long by its count, ...)
+    └── Unverifiable              `find_reply` cannot read back whether an earlier attempt posted
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Protocol
 
 from models.domain import MentionData, Platform
 from models.errors import OpenEarError
+from models.inbox import Notification
 
 
 class PlatformError(OpenEarError):
@@ -61,6 +63,11 @@ class Duplicate(PlatformError):
 class ContentRejected(PlatformError):
     """The platform refused the text itself (too long by its own count, not allowed): a person must
     change the reply; retrying the same text cannot help."""
+
+
+class Unverifiable(PlatformError):
+    """`find_reply` cannot tell whether an earlier attempt posted the reply (the platform offers no read
+    of where it would be): posting again could repeat it, so a person must look first."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,15 @@ class PlatformAdapter(Protocol):
 
     def find_reply(self, mention: MentionData, text: str) -> str | None:
         """The id of a reply with `text` already posted to `mention` by us, if any (crash recovery)."""
+        ...
+
+
+class Inbox(Protocol):
+    """Webhook notifications recorded for a source to read (models.inbox.DbInbox): those received at
+    `since` or later (all when None), less the ids in `exclude`, oldest first, at most `limit`."""
+
+    def pending(self, platform: str, account_id: str, since: datetime | None, exclude: set[int],
+                limit: int) -> list[Notification]:
         ...
 
 

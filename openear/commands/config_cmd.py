@@ -25,8 +25,16 @@ def config_template() -> str:
 def config_warnings(config: Config) -> list[str]:
     """What a valid config still gets wrong: listening that cannot see the brand's answers, pages unread."""
     warnings = []
-    x, fb = config.platforms.x, config.platforms.facebook
+    x, fb, ig = config.platforms.x, config.platforms.facebook, config.platforms.instagram
     for i, brand in enumerate(config.brands):
+        if brand.accounts.instagram and (ig is None or ig.enabled):
+            missing_ig = [a for a in brand.accounts.instagram if ig is None or a not in ig.account_tokens]
+            if missing_ig:
+                where = "platforms.instagram.account_tokens" if ig is not None else \
+                    "a platforms.instagram section with tokens"
+                warnings.append(f"brand {brand.name!r} lists Instagram accounts without a token "
+                                f"({', '.join(missing_ig)}): they are not read; add {where} for each (the page "
+                                "access token of the Facebook page the account is connected to)")
         if brand.queries.x and not brand.accounts.x and x is not None and x.enabled:
             warnings.append(f"brand {brand.name!r} has X queries but no own X account (brands[{i}].accounts.x): "
                             "its answers on X are never read, so every complaint stays unanswered in the queue "
@@ -38,6 +46,11 @@ def config_warnings(config: Config) -> list[str]:
             where = "platforms.facebook.page_tokens" if fb is not None else "a platforms.facebook section with tokens"
             warnings.append(f"brand {brand.name!r} lists Facebook pages without a token ({', '.join(missing)}): "
                             f"they are not read; add {where} for each (the page access token)")
+    public = config.web.public_url or ""
+    if ig is not None and ig.enabled and ig.webhooks is not None and not public.startswith("https://"):
+        warnings.append("platforms.instagram.webhooks is set but web.public_url is not an https:// address: Meta "
+                        "delivers @mentions only to a public HTTPS callback; set web.public_url and subscribe "
+                        "<web.public_url>/webhooks/instagram to the Instagram field `mentions` in the App Dashboard")
     return warnings
 
 

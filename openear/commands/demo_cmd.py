@@ -31,7 +31,7 @@ console = Console()
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 
 CONFIG = """\
-# Written by `openear demo`: the sandbox emulators stand in for X and Facebook.
+# Written by `openear demo`: the sandbox emulators stand in for X, Facebook and Instagram.
 brands:
   - name: Acme Mobile
     languages: [en, de]
@@ -39,7 +39,7 @@ brands:
     accounts:
       x: [acme, acme_help]
       facebook: ["{page_id}"]
-    queries:
+{instagram_account}    queries:
       x: ['(acme OR @acme OR @acme_help OR "acme mobile" OR #AcmeMobile) -is:retweet -from:acme -from:acme_help']
 platforms:
   x:
@@ -54,7 +54,7 @@ platforms:
 classifier:
   model: {model}
 schedule:
-  poll_interval_seconds: {{x: {interval}, facebook: {interval}}}
+  poll_interval_seconds: {{x: {interval}, facebook: {interval}, instagram: {interval}}}
   jitter_seconds: 1
   timezone: Europe/Berlin
 queue:
@@ -76,9 +76,20 @@ FACEBOOK = """\
       "{page_id}": ${{OPENEAR_DEMO_FB_PAGE_TOKEN}}
 """
 
+INSTAGRAM = """\
+  instagram:
+    base_url: {url}
+    api_version: v25.0
+    account_tokens:
+      "{account_id}": ${{OPENEAR_DEMO_FB_PAGE_TOKEN}}
+    webhooks: {{app_secret: "${{OPENEAR_DEMO_IG_APP_SECRET}}", verify_token: "${{OPENEAR_DEMO_IG_VERIFY_TOKEN}}"}}
+"""
 
-def _start_emulators(stack: ExitStack, rate: float, backlog: int, seed: int) -> dict[str, Any]:
-    """The X emulator, and the Facebook one where this build has it."""
+
+def _start_emulators(stack: ExitStack, rate: float, backlog: int, seed: int, webhook_url: str) -> dict[str, Any]:
+    """The X emulator, and the Facebook one where this build has it (its Instagram @mentions go to
+    `webhook_url`, signed with a fresh app secret; the ones made before the web app is up are sent
+    again, in order, with the next one, as Meta retries)."""
     from sandbox.x_api import XApiEmulator
 
     x = stack.enter_context(XApiEmulator(seed=seed))
@@ -97,6 +108,9 @@ def _start_emulators(stack: ExitStack, rate: float, backlog: int, seed: int) -> 
     except ModuleNotFoundError:
         return found
     fb = stack.enter_context(graph.GraphApiEmulator(seed=seed))
+    os.environ["OPENEAR_DEMO_IG_APP_SECRET"] = secrets.token_urlsafe(24)
+    os.environ["OPENEAR_DEMO_IG_VERIFY_TOKEN"] = secrets.token_urlsafe(24)
+    fb.subscribe_webhook(webhook_url, os.environ["OPENEAR_DEMO_IG_APP_SECRET"])
     fb.grow(max(backlog // 2, 1))
     if rate > 0:
         fb.start_live(rate / 2)
@@ -172,15 +186,20 @@ def register(app: typer.Typer) -> None:
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
         os.environ.setdefault("OPENEAR_DEMO_SECRET_KEY", secrets.token_urlsafe(32))
         with ExitStack() as stack:
-            console.print("starting the X and Facebook emulators with a live feed ...")
-            emulators = _start_emulators(stack, rate, backlog, seed)
+            console.print("starting the X and Graph (Facebook, Instagram) emulators with a live feed ...")
+            emulators = _start_emulators(stack, rate, backlog, seed, f"http://127.0.0.1:{port}/webhooks/instagram")
             fb = emulators["facebook"]
             facebook = FACEBOOK.format(url=fb.url, page_id=fb.page_id) if fb else ""
+            ig_id = getattr(fb, "ig_user_id", None) if fb else None
+            if ig_id:  # the Instagram account connected to the emulated page, on the same server and token
+                facebook += INSTAGRAM.format(url=fb.url, account_id=ig_id)
             page_id = fb.page_id if fb else "100000000000001"
             mail_dir = directory / "mail"
             smtp_port = _start_mail_drop(stack, mail_dir)
             path = directory / "config.yaml"
+            instagram_account = f'      instagram: ["{ig_id}"]\n' if ig_id else ""
             path.write_text(CONFIG.format(x_url=emulators["x"].url, facebook=facebook, page_id=page_id,
+                                          instagram_account=instagram_account,
                                           db=db.resolve(), model=model, interval=interval, port=port,
                                           smtp_port=smtp_port))
             config = load_config(path)

@@ -30,10 +30,10 @@ HANDLE = "h:"  # prefix of the handle keys (lookups from texts, not blocking)
 
 _TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"})
 _HANDLE_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{2,15})\b")
-_URL_RE = re.compile(r"(?:https?://)?(?:www\.|m\.)?(x\.com|twitter\.com|facebook\.com)/([A-Za-z0-9_.]{2,64})",
+_URL_RE = re.compile(r"(?:https?://)?(?:www\.|m\.)?(x\.com|twitter\.com|facebook\.com|instagram\.com)/([A-Za-z0-9_.]{2,64})",
                      re.IGNORECASE)
-_CROSS_HINT = re.compile(r"\b(also|auch|as|als|on x|on twitter|on facebook|auf x|auf facebook|wrote|schrieb)\b",
-                         re.IGNORECASE)
+_CROSS_HINT = re.compile(r"\b(also|auch|as|als|on x|on twitter|on facebook|on instagram|auf x|auf facebook|"
+                         r"auf instagram|wrote|schrieb)\b", re.IGNORECASE)
 
 Pair = tuple[int, int]
 

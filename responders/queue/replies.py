@@ -53,6 +53,10 @@ def submit_reply(
     if mention.hidden:
         raise Invalid(f"{spec_of(mention.platform).display_name} hides this from the public (the page moderated "
                       "it); it is not answered publicly")
+    refusal = spec_of(mention.platform).reply_refusal(mention.external_id, mention.conversation_id, mention.is_own,
+                                                        mention.source)
+    if refusal:
+        raise Invalid(refusal)
     text = check_reply_text(mention.platform, text)
     take(session, item, user, now, timeout_minutes, "answer")
     item.transition(QueueState.ANSWERED, now=now)

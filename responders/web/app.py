@@ -78,6 +78,7 @@ def create_app(
         routes_digests,
         routes_mention,
         routes_queue,
+        routes_webhooks,
     )
 
     app = FastAPI(title="openear", docs_url=None, redoc_url=None, openapi_url=None)
@@ -132,7 +133,8 @@ def create_app(
         return _error_page(request, 409, "Someone else changed this at the same moment. Reload and try again.")
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (routes_auth, routes_queue, routes_mention, routes_admin, routes_customers, routes_digests):
+    for module in (routes_auth, routes_queue, routes_mention, routes_admin, routes_customers, routes_digests,
+                   routes_webhooks):
         app.include_router(module.router)
     return app
 

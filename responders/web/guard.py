@@ -34,7 +34,7 @@ TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Confli
 
 def wants_json(path: str, accept: str) -> bool:
     """Whether an error is answered as JSON (API paths, clients that ask for it) rather than a page."""
-    return path.startswith("/api/") or "application/json" in accept
+    return path.startswith(("/api/", "/webhooks/")) or "application/json" in accept
 
 
 class Rejected(Exception):

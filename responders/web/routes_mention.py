@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from listener.platforms import spec_of
 from models.domain import QueueState, Role, SentimentLabel
-from models.orm import QueueItem, Reply, SavedReply, User
+from models.orm import Mention, QueueItem, Reply, SavedReply, User
 from responders import queue
 from responders.auth import has_role, list_users
 from responders.customers import pending_links
@@ -64,6 +64,7 @@ def mention_page(
         "can_claim": item is not None and (item.state == QueueState.NEW.value or (
             item.state == QueueState.CLAIMED.value and not held_by_me and is_expired(item, now, timeout))),
         "limit": spec_of(detail.mention.platform).reply_limit,
+        "reply_notes": reply_notes(detail.mention),
         "weighted": spec_of(detail.mention.platform).reply_length is not len,
         "draft_length": spec_of(detail.mention.platform).reply_length((draft or "").strip()),
         "saved": saved,
@@ -74,6 +75,17 @@ def mention_page(
         "team": list_users(session, active_only=True) if has_role(user, Role.MANAGER) else [],
         "timeout": timeout,
     }, status_code=status_code)
+
+
+def reply_notes(mention: Mention) -> list[str]:
+    """What the platform does with a reply to this mention that the composer must say: the platform's
+    refusal (Instagram: media that tag the brand), or how it threads a reply to a reply."""
+    spec = spec_of(mention.platform)
+    refusal = spec.reply_refusal(mention.external_id, mention.conversation_id, mention.is_own, mention.source)
+    if refusal:
+        return [refusal]
+    is_reply = mention.in_reply_to_id not in (None, mention.conversation_id, mention.external_id)
+    return [spec.thread_rule] if is_reply and spec.thread_rule else []
 
 
 @router.get("/mentions/{mention_id}")

@@ -60,7 +60,13 @@ def test_demo_serves_a_queue_of_classified_mentions(tmp_path: Path) -> None:
             digests = client.get("/digests")
             assert digests.status_code == 200 and "Acme Mobile" in digests.text
             status = client.get("/status").json()
-            assert {s["source"].split(":")[0] for s in status["sources"]} == {"x", "facebook"}
+            assert {s["source"].split(":")[0] for s in status["sources"]} == {"x", "facebook", "instagram"}
+            assert any(s["source"].startswith("instagram:") and ":mentions:" in s["source"]
+                       for s in status["sources"])  # @mentions by webhook, signed with the demo's app secret
+            assert client.get("/webhooks/instagram", params={"hub.mode": "subscribe", "hub.verify_token": "guess",
+                                                             "hub.challenge": "1"}).status_code == 403
+            instagram = client.get("/", params={"platform": "instagram"})
+            assert instagram.status_code == 200 and 'title="Instagram"' in instagram.text
     finally:
         demo.send_signal(signal.SIGINT)
         try:

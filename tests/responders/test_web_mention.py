@@ -285,3 +285,33 @@ def test_heartbeat_keeps_the_claim(sessions: sessionmaker[Session], new_client: 
     assert post(bob, f"/mentions/{ids['current']}/claim").status_code == 409
     assert post(alice, f"/mentions/{ids['current']}/release").status_code == 303
     assert post(bob, f"/mentions/{ids['current']}/claim").status_code == 303
+
+
+def test_instagram_composer_says_how_replies_thread_and_refuses_tagged_media(
+        sessions: sessionmaker[Session], new_client: Client) -> None:
+    with sessions.begin() as s:
+        make_user(s, "alice")
+        lena = make_author(s, "lena.k", platform="instagram")
+        tagged = make_mention(s, "Mein neues Handy von @acme_mobile", author=lena, platform="instagram")
+        tagged.conversation_id = tagged.external_id  # a media that tags the brand: its own conversation
+        top = make_mention(s, "Wann kommt 5G?", author=lena, platform="instagram", conversation_id="media1")
+        top.in_reply_to_id = "media1"
+        follow = make_mention(s, "Frage ich mich auch", author=lena, platform="instagram", conversation_id="media1",
+                              queued=False)
+        follow.in_reply_to_id = top.external_id
+        follow_item = QueueItem(mention_id=follow.id, brand=follow.brand, state="new", priority=0.5,
+                                created_at=follow.created_at)
+        s.add(follow_item)
+        ids = {"tagged": tagged.id, "top": top.id, "follow": follow.id}
+    client = login(new_client(), "alice")
+    notes = {}
+    for name, mention_id in ids.items():
+        assert post(client, f"/mentions/{mention_id}/claim").status_code == 303
+        notes[name] = client.get(f"/mentions/{mention_id}").text
+    assert "posted under its top-level comment" in notes["follow"]
+    assert "top-level comment" not in notes["top"] and "tagged in" not in notes["top"]
+    assert "does not let the account comment on posts it is tagged in" in notes["tagged"]
+    refused = post(client, f"/mentions/{ids['tagged']}/reply", {"text": "Danke!"}, follow=True)
+    assert "tagged in" in refused.text
+    with sessions() as s:
+        assert s.scalars(select(Reply)).all() == []

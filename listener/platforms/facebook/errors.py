@@ -44,6 +44,26 @@ _TOO_LONG = re.compile(r"too long|at most \d+ characters|longer than", re.IGNORE
 
 
 @dataclass(frozen=True)
+class Service:
+    """Who speaks Graph here, for the messages: Facebook pages, or Instagram accounts through their page."""
+
+    name: str  # "Facebook"
+    owner: str  # "page": what the token belongs to, in messages
+    key: str  # the config key of the token, with {id}
+    read_needs: str  # the permissions reading needs, in words
+    write_needs: str  # the permissions writing needs, in words
+    permissions: tuple[str, ...]  # every permission openear uses
+    token_help: str  # how to get a new token
+    env_example: str  # an environment variable name for it
+
+
+FACEBOOK = Service("Facebook", "page", 'platforms.facebook.page_tokens["{id}"]',
+                   "pages_read_engagement and pages_read_user_content", "pages_manage_engagement", PERMISSIONS,
+                   "Generate a new long-lived page access token (Graph API Explorer or Meta Business Suite, by "
+                   "someone who can moderate the page)", "OPENEAR_FB_PAGE_TOKEN")
+
+
+@dataclass(frozen=True)
 class Rule:
     """What one Graph error code means: `kind` names the exception; rate limits carry their scope."""
 
@@ -92,8 +112,10 @@ def retry_at(headers: Mapping[str, str] | None, now: datetime, fallback: timedel
 
 
 def translate(exc: Any, what: str, page_id: str, *, writing: bool, status: int | None,
-              headers: Mapping[str, str] | None, now: datetime, scrub: Callable[[str], str]) -> PlatformError:
-    """The PlatformError for a `facebook.GraphAPIError` raised while `what` (messages name the config key)."""
+              headers: Mapping[str, str] | None, now: datetime, scrub: Callable[[str], str],
+              service: Service = FACEBOOK) -> PlatformError:
+    """The PlatformError for a `facebook.GraphAPIError` raised while `what` (messages name the config key);
+    `page_id` is the id of the token's owner (a page, or an Instagram account)."""
     result: dict[str, Any] = exc.result if isinstance(exc.result, dict) else {}
     error: dict[str, Any] = result["error"] if isinstance(result.get("error"), dict) else {}
     code = exc.code if isinstance(exc.code, int) and not isinstance(exc.code, bool) else None
@@ -102,30 +124,30 @@ def translate(exc: Any, what: str, page_id: str, *, writing: bool, status: int |
     message = str(exc.message if isinstance(exc.message, str) else exc)
     detail = scrub(message)[:300]
     said = f"(code {code}{f', subcode {subcode}' if subcode else ''}: {detail})"
-    key = f'platforms.facebook.page_tokens["{page_id}"]'
+    key, name = service.key.format(id=page_id), service.name
     rule = CODES.get(code) if code is not None else None
     if rule is not None and rule.kind == "rate":
         at = retry_at(headers, now, rule.fallback)
-        return RateLimited(f"Facebook {rule.scope} reached while {what} {said}; retry after "
+        return RateLimited(f"{name} {rule.scope} reached while {what} {said}; retry after "
                            f"{at:%Y-%m-%d %H:%M:%S} UTC", at, scope=rule.scope)
     if rule is not None and rule.kind == "token":
         why = TOKEN_SUBCODES.get(subcode if isinstance(subcode, int) else 0, "it is invalid or expired")
-        return AuthFailed(f"Facebook rejected the access token of page {page_id} while {what}: {why} {said}. "
-                          "Generate a new long-lived page access token (Graph API Explorer or Meta Business "
-                          "Suite, by someone who can moderate the page) and put it into the environment variable "
-                          f"that {key} references in config.yaml (for example OPENEAR_FB_PAGE_TOKEN)")
+        return AuthFailed(f"{name} rejected the access token of {service.owner} {page_id} while {what}: {why} "
+                          f"{said}. {service.token_help} and put it into the environment variable that {key} "
+                          f"references in config.yaml (for example {service.env_example})")
     if rule is not None and rule.kind == "permission":
-        needed = "pages_manage_engagement" if writing else "pages_read_engagement and pages_read_user_content"
-        return AuthFailed(f"Facebook refused {what}: the page token lacks a permission {said}. This needs "
-                          f"{needed} (openear uses {', '.join(PERMISSIONS)}): grant them to the app, generate a "
-                          f"new page token and update {key}")
+        needed = service.write_needs if writing else service.read_needs
+        return AuthFailed(f"{name} refused {what}: the token lacks a permission {said}. This needs "
+                          f"{needed} (openear uses {', '.join(service.permissions)}): grant them to the app, "
+                          f"generate a new token and update {key}")
     if rule is not None and rule.kind == "duplicate":
-        return Duplicate(f"Facebook refused {what} as a duplicate of the page's previous comment there {said}")
+        return Duplicate(f"{name} refused {what} as a duplicate of the {service.owner}'s previous comment there "
+                         f"{said}")
     if rule is not None and rule.kind == "gone" and (subcode == 33 or kind == "GraphMethodException"):
-        return TargetGone(f"Facebook: the object is gone (deleted, hidden or never there) while {what} {said}")
+        return TargetGone(f"{name}: the object is gone (deleted, hidden or never there) while {what} {said}")
     if code == 100 and writing and _TOO_LONG.search(message):
-        return ContentRejected(f"Facebook refused the text as too long while {what} {said}")
+        return ContentRejected(f"{name} refused the text as too long while {what} {said}")
     if code is None or (rule is not None and rule.kind == "transient") or error.get("is_transient") \
             or (status or 0) >= 500:
-        return Transient(f"Facebook server trouble (HTTP {status or '?'}) while {what} {said}")
-    return PlatformError(f"Facebook refused {what} {said}")
+        return Transient(f"{name} server trouble (HTTP {status or '?'}) while {what} {said}")
+    return PlatformError(f"{name} refused {what} {said}")
