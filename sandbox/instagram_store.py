@@ -314,10 +314,10 @@ class InstagramStore:
             return None if comment is None or comment.gone else comment
 
     def mentioned_comment(self, comment_id: str) -> IgComment | None:
-        """A comment by someone else @mentioning the account on another account's media; else None."""
+        """A comment by someone else @mentioning the account (on any media, the account's own included); else None."""
         with self.lock:
             comment = self.comments.get(comment_id)
-            if comment is None or comment.gone or comment.media.own or comment.author.id == self.account.id:
+            if comment is None or comment.gone or comment.author.id == self.account.id:
                 return None
             return comment if self.mentions(comment.text) else None
 

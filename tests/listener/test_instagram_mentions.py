@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listener.platforms.base import RateLimited, Unverifiable
 from listener.platforms.instagram import InstagramAccount, InstagramPlatform, from_config
 from listener.platforms.instagram.mentions import UNNAMED_NAME, MentionsCursor
+from models import inbox
 from models.config import Config
 from models.config_loader import parse_config
 from models.inbox import SETTLE, DbInbox
@@ -305,12 +306,18 @@ def test_find_reply_refuses_to_guess_for_comment_mentions(emulator: GraphApiEmul
     elsewhere = emulator.add_ig_media("sunset", owner="tom_t")
     comment = emulator.add_ig_mention_comment(elsewhere, "sam_s", "hello")
     with sessions.begin() as session:
-        from models import inbox
         inbox.record(session, "instagram", emulator.ig_user_id, elsewhere, comment, clock())
     adapter = adapter_for(emulator, sessions, clock)
     (mention,) = adapter.fetch(mentions_source(adapter), None).mentions
     with pytest.raises(Unverifiable, match="Instagram"):
         adapter.find_reply(mention, "hi")
+    own = emulator.add_ig_media("our launch")
+    on_own = emulator.add_ig_comment(own, "sam_s", "@acme_mobile where is my order?")
+    with sessions.begin() as session:  # Meta may notify it; the account source hears it with its author
+        inbox.record(session, "instagram", emulator.ig_user_id, own, on_own, clock())
+    assert [m.external_id for m in adapter.fetch(mentions_source(adapter), None).mentions] == [comment]
+    assert [m.author.handle for m in adapter.fetch(adapter.sources()[0], None).mentions
+            if m.external_id == on_own] == ["sam_s"]
     assert adapter.post_reply(mention, "@sam_s hi!") in emulator.ig_store.comments
     direct = InstagramPlatform([InstagramAccount("acme", emulator.ig_user_id, emulator.page_token())],
                                base_url=emulator.url, clock=clock)

@@ -11,9 +11,11 @@ with `platforms.instagram.webhooks` set) reads the inbox and looks each one up:
 - a caption: GET /{ig-user-id}?fields=mentioned_media.media_id(<id>){id,caption,timestamp,username,...},
   by the media's owner (`username:<name>`, as for tagging media).
 
-A lookup that answers 100/33 (deleted meanwhile, comments turned off) is skipped. The cursor keeps
-the newest `received_at` read and the ids read within `models.inbox.SETTLE` before it (see there
-why ids alone would skip late commits). A rate limit keeps what was looked up before it.
+A comment mention on the account's own media is skipped: the account source hears that comment
+with its author, which the lookup does not name. A lookup that answers 100/33 (deleted meanwhile,
+comments turned off) is skipped. The cursor keeps the newest `received_at` read and the ids read
+within `models.inbox.SETTLE` before it (see there why ids alone would skip late commits). A rate
+limit keeps what was looked up before it.
 
 Replies go through POST /{ig-user-id}/mentions with `media_id` (and `comment_id` for a comment):
 Instagram's one way to answer there. `find_reply` (after a crash, before posting again) looks for
@@ -109,14 +111,17 @@ def _node(answer: Any, name: str, what: str) -> dict[str, Any]:
     return node
 
 
-def comment_mention(lookup: Lookup, mapper: Mapper, comment_id: str, media_id: str) -> MentionData:
+def comment_mention(lookup: Lookup, mapper: Mapper, comment_id: str, media_id: str) -> MentionData | None:
     """The comment `comment_id` that @mentions the account on another account's media `media_id` (the
-    notification's; the lookup's own `media.id` wins)."""
+    notification's; the lookup's own `media.id` wins); None when the media is the account's own."""
     node = _node(lookup(f"mentioned_comment.comment_id({comment_id}){{{COMMENT_FIELDS}}}"), "mentioned_comment",
                  f"mentioned comment {comment_id}")
     given = node.get("media")
     media: dict[str, Any] = given if isinstance(given, dict) else {}
     media_id = media["id"] if isinstance(media.get("id"), str) else media_id
+    if mapper.username is not None and media.get("username") == mapper.username:
+        log.debug("Instagram: mention %s is on the account's own media; its comments source hears it", comment_id)
+        return None
     permalink = media.get("permalink") if isinstance(media.get("permalink"), str) else None
     return MentionData(
         platform=NAME, external_id=node["id"], text=mapper.text(node.get("text"), "mentioned comment", node["id"]),
