@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import requests
 from sqlalchemy import Engine
@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from listener.locks import NamedLocks
 from listener.platforms import SPECS, display_name
-from listener.platforms.base import AuthFailed, PlatformAdapter, PlatformError, Source
+from listener.platforms.base import AuthFailed, ContentRejected, Hides, PlatformAdapter, PlatformError, Source
 from listener.poller import ClassifierLike, Poller, PollResult
 from listener.scheduler import Daemon, SourceRunner
 from models.config import Config
 from models.db import check_schema, make_engine, session_factory
+from models.domain import MentionData
 from models.inbox import DbInbox
 from models.orm import utcnow
 from openear.memory import limit_arenas, release_free_memory
@@ -146,6 +147,13 @@ class OpenEar:
                             display_name(name), exc)
         if problems:
             raise AuthFailed("openear cannot start with these credentials:\n  " + "\n  ".join(problems))
+
+    def hide(self, mention: MentionData, hidden: bool) -> None:
+        """The web app's moderation hook: hide (or show) a comment through its platform's adapter."""
+        adapter = self.adapters.get(mention.platform)
+        if adapter is None or SPECS[mention.platform].hideable is None:
+            raise ContentRejected(f"{display_name(mention.platform)} comments cannot be hidden from openear")
+        cast(Hides, adapter).hide(mention, hidden)
 
     def reply_queued(self, reply_id: int) -> None:
         """The web app's hook: send a freshly queued reply now, off the request thread."""

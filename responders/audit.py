@@ -30,6 +30,7 @@ CUSTOMER_NOTE, CUSTOMER_TAGS = "customer_note", "customer_tags"
 EXPORT, ERASE, RETENTION = "customer_export", "customer_erase", "retention"
 CLASSIFIER_SWITCH, CLASSIFIER_REFUSED = "classifier_switch", "classifier_refused"
 CLASSIFIER_ROLLBACK = "classifier_rollback"
+HIDE = "hide"
 
 ACTIONS: dict[str, str] = {
     LOGIN: "signed in", LOGIN_FAILED: "sign-in failed", LOGIN_LOCKED: "sign-in locked", LOGOUT: "signed out",
@@ -46,7 +47,7 @@ ACTIONS: dict[str, str] = {
     CUSTOMER_NOTE: "note on a customer", CUSTOMER_TAGS: "customer tags set",
     EXPORT: "customer data exported", ERASE: "customer erased", RETENTION: "retention applied",
     CLASSIFIER_SWITCH: "classifier retrained and switched", CLASSIFIER_REFUSED: "retrained classifier refused",
-    CLASSIFIER_ROLLBACK: "classifier rolled back",
+    CLASSIFIER_ROLLBACK: "classifier rolled back", HIDE: "hidden on the platform",
 }
 
 

@@ -169,7 +169,7 @@ class Dispatcher:
             if reply is None:
                 raise LookupError(f"reply {reply_id} vanished")
             text, platform = reply.text, reply.platform
-            target = _mention_data(mention) if mention else None
+            target = mention_data(mention) if mention else None
         if target is None:
             return self._finish(reply_id, attempt, error=TargetGone("the mention was deleted"))
         adapter = self.platforms.get(platform)
@@ -245,7 +245,8 @@ class Dispatcher:
             return SendOutcome(reply_id, ReplyState.FAILED.value, error=message)
 
 
-def _mention_data(m: Mention) -> MentionData:
+def mention_data(m: Mention) -> MentionData:
+    """A stored mention as the adapters take it (without `raw`: adapters decide from stored fields)."""
     author = m.author
     return MentionData(
         platform=m.platform, external_id=m.external_id, text=m.text, created_at=m.created_at,

@@ -11,6 +11,10 @@ Adding a platform takes three things and nothing else:
    `base_url`) and, if brands name accounts or queries there, a field of `BrandAccounts` /
    `BrandQueries`.
 
+A platform whose brands can hide comments from the public sets `hideable` (which items) and gives
+its adapter `hide(mention, hidden)` (`base.Hides`); the mention page then offers it
+(responders/queue/moderation.py).
+
 A platform that pushes some of what it has by webhook (Instagram's @mentions) sets `uses_inbox`:
 its factory then also gets `inbox=` (`base.Inbox`, the notifications the web app's webhook
 endpoint recorded), and its source reads them like any other page of results.
@@ -59,6 +63,8 @@ class PlatformSpec:
     usage_header: str = ""  # the response header that reports how much of the rate budget is used
     calls_per_day: int | None = None  # the documented call budget per account and day (Instagram: x impressions)
     uses_inbox: bool = False  # its factory takes `inbox=` (webhook notifications: listener.platforms.base.Inbox)
+    hideable: Callable[[str, str | None, bool, str], bool] | None = None  # (external id, conversation id,
+    #   is own, source name) -> whether the brand can hide it; None: the platform has no hiding (base.Hides)
 
     def build(self, config: Config, *, clock: Callable[[], datetime],
               session_factory: Callable[[], requests.Session] | None = None,
@@ -86,6 +92,11 @@ def instagram_reply_refusal(external_id: str, conversation_id: str | None, is_ow
             "of the brand's own posts or on another channel")
 
 
+def instagram_hideable(external_id: str, conversation_id: str | None, is_own: bool, source: str) -> bool:
+    """Instagram lets the account hide others' comments on its own media only (no media, no @mentions)."""
+    return not is_own and conversation_id not in (None, external_id) and source.split(":")[-2:-1] != ["mentions"]
+
+
 SPECS: dict[str, PlatformSpec] = {
     "x": PlatformSpec(name="x", display_name="X", badge="X", reply_limit=280, has_handles=True,
                       poll_seconds=60, factory="listener.platforms.x:from_config",
@@ -98,7 +109,8 @@ SPECS: dict[str, PlatformSpec] = {
                               thread_rule="Instagram threads are one level deep: a reply to a reply is posted "
                                           "under its top-level comment, so start it with the @username you answer",
                               reply_refusal=instagram_reply_refusal, usage_header="X-Business-Use-Case-Usage",
-                              calls_per_day=4800, uses_inbox=True),
+                              calls_per_day=4800, uses_inbox=True,
+                              hideable=instagram_hideable),
 }
 
 

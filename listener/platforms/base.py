@@ -122,6 +122,14 @@ class PlatformAdapter(Protocol):
         ...
 
 
+class Hides(Protocol):
+    """An adapter whose platform lets the brand hide comments from the public (SPECS `hideable`)."""
+
+    def hide(self, mention: MentionData, hidden: bool = True) -> None:
+        """Hide (or show again) the comment; ContentRejected for what cannot be hidden."""
+        ...
+
+
 class Inbox(Protocol):
     """Webhook notifications recorded for a source to read (models.inbox.DbInbox): those received at
     `since` or later (all when None), less the ids in `exclude`, oldest first, at most `limit`."""

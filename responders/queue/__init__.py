@@ -20,13 +20,42 @@ from responders.queue.claims import DISMISS_REASONS, claim, dismiss, expire_clai
 from responders.queue.corrections import correct_sentiment
 from responders.queue.items import ClaimConflict, is_expired, item_for_mention
 from responders.queue.listing import QueueFilter, QueuePage, QueueRow, list_queue, updates_since
+from responders.queue.moderation import can_hide, set_hidden
 from responders.queue.replies import check_reply_text, retry_reply, submit_reply
 from responders.queue.saved_replies import delete_saved_reply, list_saved_replies, render_template, save_saved_reply
 
 __all__ = [
-    "DISMISS_REASONS", "ClaimConflict", "Invalid", "NotAllowed", "NotFound", "QueueFilter", "QueuePage", "QueueRow",
-    "ServiceError", "add_note", "add_tag", "check_reply_text", "claim", "correct_sentiment", "delete_saved_reply",
-    "dismiss", "expire_claims", "is_expired", "item_for_mention", "list_queue", "list_saved_replies",
-    "normalize_tag", "reassign", "release", "remove_tag", "render_template", "retry_reply", "save_saved_reply",
-    "submit_reply", "touch", "updates_since",
+    "DISMISS_REASONS",
+    "ClaimConflict",
+    "Invalid",
+    "NotAllowed",
+    "NotFound",
+    "QueueFilter",
+    "QueuePage",
+    "QueueRow",
+    "ServiceError",
+    "add_note",
+    "add_tag",
+    "can_hide",
+    "check_reply_text",
+    "claim",
+    "correct_sentiment",
+    "delete_saved_reply",
+    "dismiss",
+    "expire_claims",
+    "is_expired",
+    "item_for_mention",
+    "list_queue",
+    "list_saved_replies",
+    "normalize_tag",
+    "reassign",
+    "release",
+    "remove_tag",
+    "render_template",
+    "retry_reply",
+    "save_saved_reply",
+    "set_hidden",
+    "submit_reply",
+    "touch",
+    "updates_since",
 ]

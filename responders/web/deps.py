@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.config import Config
-from models.domain import Role
+from models.domain import MentionData, Role
 from models.orm import User
 from responders import sessions as web_sessions
 from responders.auth import has_role
@@ -44,6 +44,7 @@ class WebContext:
     clock: Callable[[], datetime]
     on_reply_queued: Callable[[int], None] | None
     templates: Jinja2Templates
+    moderate: Callable[[MentionData, bool], None] | None = None  # the platforms' hide (responders.queue.moderation)
     throttler: LoginThrottler = field(init=False)
     lifetimes: Lifetimes = field(init=False)
     intake: Intake = field(init=False)

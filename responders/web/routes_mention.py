@@ -65,6 +65,7 @@ def mention_page(
             item.state == QueueState.CLAIMED.value and not held_by_me and is_expired(item, now, timeout))),
         "limit": spec_of(detail.mention.platform).reply_limit,
         "reply_notes": reply_notes(detail.mention),
+        "can_hide": web(request).moderate is not None and queue.can_hide(detail.mention),
         "weighted": spec_of(detail.mention.platform).reply_length is not len,
         "draft_length": spec_of(detail.mention.platform).reply_length((draft or "").strip()),
         "saved": saved,
@@ -144,6 +145,20 @@ def reassign(request: Request, mention_id: DbId, user_id: FormId, user: User = D
         item = queue.reassign(session, _item_id(session, mention_id), user, user_id, now=web(request).clock())
         name = session.get(User, item.assignee_id) if item.assignee_id else None
         return f"Reassigned to {name.username if name else 'nobody'}."
+
+    return _act(request, session, user, mention_id, action)
+
+
+@router.post("/mentions/{mention_id}/hide")
+def hide(request: Request, mention_id: DbId, hidden: str = Form("1"), user: User = Depends(current_user),
+         session: Session = Depends(db)) -> Response:
+    ctx = web(request)
+
+    def action() -> str:
+        shown = hidden != "1"
+        mention = queue.set_hidden(session, mention_id, user, not shown, now=ctx.clock(), moderate=ctx.moderate)
+        name = spec_of(mention.platform).display_name
+        return f"Shown again on {name}." if shown else f"Hidden on {name}: only its author and their friends see it."
 
     return _act(request, session, user, mention_id, action)
 

@@ -259,6 +259,23 @@ class InstagramPlatform:
         return self._call(f"looking for our reply to {mention.external_id} as Instagram account "
                           f"{account.account_id}", account, search)
 
+    def hide(self, mention: MentionData, hidden: bool = True) -> None:
+        """Hide (or show) a comment on the account's own media: POST /{ig-comment-id} with `hide`."""
+        hideable = SPECS[NAME].hideable
+        if hideable is None or not hideable(mention.external_id, mention.conversation_id, mention.is_own,
+                                            mention.source):
+            raise ContentRejected("Instagram lets the account hide only other people's comments on its own media")
+        account = self._account_of(mention)
+        self._verify(account)
+        graph = self._graphs[account.account_id]
+        what = f"{'hiding' if hidden else 'showing'} comment {mention.external_id} as Instagram account " \
+               f"{account.account_id}"
+        answer = self._call(what, account, lambda: graph.request(
+            f"{graph.version}/{mention.external_id}", post_args={"hide": "true" if hidden else "false"}),
+            writing=True)
+        if not isinstance(answer, dict) or answer.get("success") is not True:
+            raise Transient(f"Instagram did not confirm {what}")
+
     @staticmethod
     def reply_target(mention: MentionData) -> str:
         """The comment a reply to `mention` goes under: the comment itself, or a reply's top-level comment.
