@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +65,7 @@ import requests
 from listener.platforms import SPECS
 from listener.platforms.base import AuthFailed, ContentRejected, FetchResult, PlatformError, Source, Transient
 from listener.platforms.facebook import errors
+from listener.platforms.facebook.calls import GraphCalls
 from listener.platforms.facebook.cursor import FacebookCursor
 from listener.platforms.facebook.mapping import NAME, Mapper, epoch, norm, tail
 from listener.platforms.facebook.reading import PollRead, pages
@@ -118,8 +118,7 @@ class FacebookPlatform:
         self.lookback = timedelta(days=lookback_days)
         self.page_size = max(1, min(page_size or self.PAGE_SIZE, self.PAGE_SIZE))
         self.api_version = normalize_version(api_version)
-        self._last = threading.local()  # status and headers of this thread's last answer
-        self._secrets = sorted({p.token for p in pages if p.token}, key=len, reverse=True)
+        self.calls = GraphCalls(errors.FACEBOOK, lambda: self.clock(), (p.token for p in pages))
         self._verified: set[str] = set()  # pages whose token answered /me as the page itself
         parts = urlsplit(facebook.FACEBOOK_GRAPH_URL)
         host = f"{parts.scheme}://{parts.netloc}"
@@ -129,7 +128,7 @@ class FacebookPlatform:
                 continue
             session = session_factory() if session_factory is not None else requests.Session()
             mount_rewriter(session, [host], base_url, timeout)
-            session.hooks["response"].append(self._remember)
+            session.hooks["response"].append(self.calls.remember)
             graph = facebook.GraphAPI(access_token=page.token or None, session=session,
                                       version=SDK_ACCEPTED_VERSION)
             graph.version = self.api_version  # see SDK_ACCEPTED_VERSION
@@ -258,38 +257,13 @@ class FacebookPlatform:
 
     # -- calls and errors -----------------------------------------------------------------------
 
-    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Session response hook: keep the status and usage headers facebook-sdk throws away."""
-        self._last.status = response.status_code
-        self._last.headers = response.headers
-
     def _call(self, what: str, page: FacebookPage, fn: Callable[[], T], writing: bool = False) -> T:
         """Run SDK interactions and translate their failures into PlatformError subclasses."""
         if not page.token:
             raise AuthFailed(f"no access token for Facebook page {page.page_id} (brand {page.brand!r}): set "
                              f'platforms.facebook.page_tokens["{page.page_id}"] in config.yaml to ${{A_VARIABLE}} '
                              "holding the page access token")
-        self._last.status, self._last.headers = None, None
-        try:
-            return fn()
-        except PlatformError:
-            raise
-        except facebook.GraphAPIError as exc:
-            raise errors.translate(exc, what, page.page_id, writing=writing,
-                                   status=getattr(self._last, "status", None),
-                                   headers=getattr(self._last, "headers", None), now=self.clock(),
-                                   scrub=self._scrub) from exc
-        except requests.Timeout as exc:
-            raise Transient(f"Facebook did not answer in time while {what}") from exc
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON decode errors included
-            raise Transient(f"Facebook answered with a malformed body while {what}: {type(exc).__name__}") from exc
-        except requests.RequestException as exc:  # connection errors, broken or truncated bodies
-            raise Transient(f"Facebook request failed while {what}: {type(exc).__name__}") from exc
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self.calls.run(what, page.page_id, fn, writing)
 
     def _page(self, brand: str, page_id: str) -> FacebookPage:
         try:

@@ -38,7 +38,6 @@ token.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,6 +51,7 @@ from listener.platforms import SPECS
 from listener.platforms.base import AuthFailed, ContentRejected, FetchResult, Inbox, PlatformError, Source, Transient
 from listener.platforms.facebook import errors
 from listener.platforms.facebook.adapter import SDK_ACCEPTED_VERSION, normalize_version
+from listener.platforms.facebook.calls import GraphCalls
 from listener.platforms.facebook.mapping import epoch, norm
 from listener.platforms.http import DEFAULT_TIMEOUT, mount_rewriter
 from listener.platforms.instagram import mentions as at_mentions
@@ -105,8 +105,7 @@ class InstagramPlatform:
         self.page_size = max(1, min(page_size or self.PAGE_SIZE, self.PAGE_SIZE))
         self.comment_page_size = max(1, min(page_size or self.COMMENT_PAGE_SIZE, self.COMMENT_PAGE_SIZE))
         self.api_version = normalize_version(api_version)
-        self._last = threading.local()
-        self._secrets = sorted({a.token for a in accounts if a.token}, key=len, reverse=True)
+        self.calls = GraphCalls(SERVICE, lambda: self.clock(), (a.token for a in accounts))
         self._usernames: dict[str, str | None] = {}  # accounts whose token passed the check -> username
         parts = urlsplit(facebook.FACEBOOK_GRAPH_URL)
         host = f"{parts.scheme}://{parts.netloc}"
@@ -116,7 +115,7 @@ class InstagramPlatform:
                 continue
             session = session_factory() if session_factory is not None else requests.Session()
             mount_rewriter(session, [host], base_url, timeout)
-            session.hooks["response"].append(self._remember)
+            session.hooks["response"].append(self.calls.remember)
             graph = facebook.GraphAPI(access_token=account.token or None, session=session,
                                       version=SDK_ACCEPTED_VERSION)
             graph.version = self.api_version  # facebook-sdk validates only 2.8-3.1; paths use the attribute
@@ -319,37 +318,13 @@ class InstagramPlatform:
 
     # -- calls and errors -----------------------------------------------------------------------
 
-    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last.status = response.status_code
-        self._last.headers = response.headers
-
     def _call(self, what: str, account: InstagramAccount, fn: Callable[[], T], writing: bool = False) -> T:
         """Run SDK interactions and translate their failures into PlatformError subclasses."""
         if not account.token:
             raise AuthFailed(f"no access token for Instagram account {account.account_id} (brand "
                              f"{account.brand!r}): set {SERVICE.key.format(id=account.account_id)} in config.yaml "
                              "to ${A_VARIABLE} holding the page access token of its connected Facebook page")
-        self._last.status, self._last.headers = None, None
-        try:
-            return fn()
-        except PlatformError:
-            raise
-        except facebook.GraphAPIError as exc:
-            raise errors.translate(exc, what, account.account_id, writing=writing,
-                                   status=getattr(self._last, "status", None),
-                                   headers=getattr(self._last, "headers", None), now=self.clock(),
-                                   scrub=self._scrub, service=SERVICE) from exc
-        except requests.Timeout as exc:
-            raise Transient(f"Instagram did not answer in time while {what}") from exc
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise Transient(f"Instagram answered with a malformed body while {what}: {type(exc).__name__}") from exc
-        except requests.RequestException as exc:
-            raise Transient(f"Instagram request failed while {what}: {type(exc).__name__}") from exc
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self.calls.run(what, account.account_id, fn, writing)
 
     def _account(self, brand: str, account_id: str) -> InstagramAccount:
         try:
