@@ -7,7 +7,9 @@ poll then starts from the stored cursor and `ON CONFLICT DO NOTHING` on (platfor
 drops what was already seen. Classification happens before the write transaction (it is the slow
 part and needs no lock). The poller knows nothing of queue items: listening stops at the store.
 A classifier with `classify_with_raw` (models/sentiment/adaptive.py: it adapts to each brand's class
-mix) is given the mentions' brands and hands back the raw posteriors too, stored beside the scores.
+mix) is given the mentions' brands and hands back the raw posteriors too, stored beside the scores;
+one with `classify_scored` also hands back its sentence vectors, stored (int8, models/vectors.py) in
+the same transaction for suggested replies.
 
 Edits: a mention whose `revision` is newer than the stored row's (X gives an edited post a new id;
 the adapter reports it under the chain's first id) updates that row's text, raw body and scores in
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
 from sqlalchemy import case, or_, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +35,7 @@ from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited,
 from models.db import insert_into, pow2_batches
 from models.domain import MentionData, aware, clean_json, clean_text
 from models.orm import Author, Mention, PollCursor, utcnow
+from models.vectors import store_vectors
 
 log = logging.getLogger(__name__)
 CHUNK = 128  # rows per statement at most, in power-of-two batches (models.db.pow2_batches): 8 sizes
@@ -134,11 +138,12 @@ class Poller:
         mentions = self._clean(fetched.mentions, result)
         fresh, revised = self._unseen(mentions)
         result.duplicates = len(mentions) - len(fresh) - len(revised)
-        sentiments, raws = self._classify([m for m in [*fresh, *revised.values()] if not m.is_own], result)
+        sentiments, raws, vectors = self._classify([m for m in [*fresh, *revised.values()] if not m.is_own], result)
         stopped = fetched.interrupted
         with self.sessions.begin() as session:
             self._store(session, fresh, sentiments, raws, result)
             self._revise(session, revised, sentiments, raws, result)
+            self._store_vectors(session, [*fresh, *revised.values()], vectors)
             self._advance(session, source.name, fetched.next_cursor or cursor, stopped)
         result.cursor = fetched.next_cursor or cursor
         if stopped is not None:
@@ -196,28 +201,49 @@ class Poller:
         return fresh, revised
 
     def _classify(self, inbound: list[MentionData], result: PollResult
-                  ) -> tuple[dict[str, SentimentLike], dict[str, Raw]]:
-        """Sentiment (and raw posteriors, from a classifier that adapts per brand: `classify_with_raw`)
-        per external id. A failing classifier leaves mentions unclassified, never unstored."""
+                  ) -> tuple[dict[str, SentimentLike], dict[str, Raw], dict[str, np.ndarray]]:
+        """Sentiment, raw posteriors and sentence vectors per external id, as far as the classifier
+        offers them: `classify_scored` (models/sentiment/adaptive.py) gives all three, `classify_with_raw`
+        the first two, `classify` only sentiment. A failing classifier leaves mentions unclassified, never
+        unstored."""
         if not inbound:
-            return {}, {}
-        texts = [m.text for m in inbound]
+            return {}, {}, {}
+        texts, brands = [m.text for m in inbound], [m.brand for m in inbound]
+        with_vectors = getattr(self.classifier, "classify_scored", None)
         with_raw = getattr(self.classifier, "classify_with_raw", None)
         raw: Any = None
+        vecs: Any = None
         try:
             with metrics.CLASSIFY_SECONDS.time():
-                if callable(with_raw):
-                    scored, raw = with_raw(texts, [m.brand for m in inbound])
+                if callable(with_vectors):
+                    scored, raw, vecs = with_vectors(texts, brands)
+                elif callable(with_raw):
+                    scored, raw = with_raw(texts, brands)
                 else:
                     scored = self.classifier.classify(texts)
             sentiments = {m.external_id: s for m, s in zip(inbound, scored, strict=True)}
             raws = {} if raw is None else {m.external_id: (float(r[0]), float(r[1]), float(r[2]))
                                            for m, r in zip(inbound, raw, strict=True)}
+            vectors = {} if vecs is None else {m.external_id: v for m, v in zip(inbound, vecs, strict=True)}
         except Exception as exc:  # the classifier is a plug-in: any failure is contained here
             log.exception("classifier failed; %d mentions stored unclassified", len(inbound))
             result.warnings.append(f"classifier failed: {exc}")
-            return {}, {}
-        return sentiments, raws
+            return {}, {}, {}
+        return sentiments, raws, vectors
+
+    def _store_vectors(self, session: Session, mentions: list[MentionData], vectors: dict[str, np.ndarray]) -> None:
+        """The sentence vectors of the mentions just stored or revised (suggested replies search them)."""
+        key = getattr(self.classifier, "vector_key", None)
+        if not vectors or not key:
+            return
+        refs = [(m.platform, m.external_id) for m in mentions if m.external_id in vectors]
+        ids: dict[str, int] = {}
+        for platform in {p for p, _ in refs}:
+            wanted = [e for p, e in refs if p == platform]
+            for start in range(0, len(wanted), CHUNK):
+                ids.update(session.execute(select(Mention.external_id, Mention.id).where(
+                    Mention.platform == platform, Mention.external_id.in_(wanted[start:start + CHUNK]))).all())
+        store_vectors(session, str(key), ((ids[e], vectors[e]) for _, e in refs if e in ids))
 
     def _store(self, session: Session, mentions: list[MentionData], sentiments: dict[str, SentimentLike],
                raws: dict[str, Raw], result: PollResult) -> None:

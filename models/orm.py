@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -259,7 +260,9 @@ class Reply(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_attempt_at: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
-    sent_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)  # migration 0014: suggestions read by it
+    # the saved reply the draft started from (a suggestion or the picker; migration 0014)
+    saved_reply_id: Mapped[int | None] = mapped_column(ForeignKey("saved_replies.id", ondelete="SET NULL"))
 
     def transition(self, target: ReplyState) -> None:
         check_reply_transition(ReplyState(self.state), target)
@@ -389,6 +392,18 @@ class MentionTag(Base):
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("mentions.id", ondelete="CASCADE"), index=True
     )
     tag: Mapped[str] = mapped_column(String(60))
+
+
+class MentionVector(Base):
+    """A mention's sentence embedding, int8 (models/vectors.py), from the encoder named by `model`."""
+
+    __tablename__ = "mention_vectors"
+
+    mention_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SavedReply(Base):

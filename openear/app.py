@@ -25,6 +25,8 @@ from models.db import check_schema, make_engine, session_factory
 from models.domain import MentionData
 from models.inbox import DbInbox
 from models.orm import utcnow
+from models.sentiment.result import make_result
+from models.vectors import Embedder, HashEmbedder
 from openear.memory import limit_arenas, release_free_memory
 from responders.dispatch import Dispatcher
 from responders.queue.intake import Intake
@@ -114,6 +116,11 @@ class OpenEar:
     @cached_property
     def poller(self) -> Poller:
         return Poller(self.sessions, _LazyClassifier(self), intake=self.intake, clock=self.clock)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        """Sentence vectors for suggested replies and topic groups (models/vectors.py)."""
+        return _AppEmbedder(self)
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
@@ -275,6 +282,27 @@ class OpenEar:
         self.engine.dispose()
 
 
+class _AppEmbedder:
+    """The classifier's sentence vectors where it has them (the default), else the lexical HashEmbedder."""
+
+    def __init__(self, app: OpenEar) -> None:
+        self.app = app
+        self._hash = HashEmbedder()
+
+    def _target(self) -> Embedder:
+        classifier = self.app.classifier
+        if getattr(classifier, "vector_key", None) and callable(getattr(classifier, "embed", None)):
+            return cast(Embedder, classifier)
+        return self._hash
+
+    @property
+    def vector_key(self) -> str:
+        return str(self._target().vector_key)
+
+    def embed(self, texts: list[str]) -> Any:
+        return self._target().embed(texts)
+
+
 class _LazyClassifier:
     """Defers loading the model until the first mention needs it."""
 
@@ -293,3 +321,23 @@ class _LazyClassifier:
             results, raw = with_raw(texts, brands)
             return results, raw
         return classifier.classify(texts), None
+
+    def classify_scored(self, texts: list[str], brands: list[str]) -> tuple[Any, Any, Any]:
+        """`classify_with_raw` and the sentence vectors (None from a classifier without them)."""
+        classifier = self.app.classifier
+        scored = getattr(classifier, "classify_scored", None)
+        if callable(scored):
+            results, raw, vectors = scored(texts, brands)
+            return results, raw, vectors
+        both = getattr(classifier, "probabilities_and_vectors", None)
+        if callable(both):  # the default without prior adaptation
+            probs, vectors = both(texts)
+            return [make_result(t, p) for t, p in zip(texts, probs, strict=True)], probs, vectors
+        results, raw = self.classify_with_raw(texts, brands)
+        return results, raw, None
+
+    @property
+    def vector_key(self) -> str | None:
+        """The loaded classifier's vector space; asks only once the model is needed anyway."""
+        key = getattr(self.app.classifier, "vector_key", None)
+        return str(key) if key else None

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def build_web_app(openear: OpenEar) -> FastAPI:
     """The FastAPI app wired to this OpenEar: replies are sent as soon as an agent queues them."""
     app = create_app(openear.config, openear.sessions, clock=openear.clock, on_reply_queued=openear.reply_queued,
-                     moderate=openear.hide)
+                     moderate=openear.hide, embedder=openear.embedder)
     app.include_router(ops_router(openear.sessions, openear.engine, openear.clock))
     return app
 

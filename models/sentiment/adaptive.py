@@ -100,12 +100,35 @@ class BrandAdaptation:
         """One result per text; `brands[i]` (None or left out: no adaptation) is text i's brand."""
         return self.classify_with_raw(texts, brands)[0]
 
+    @property
+    def vector_key(self) -> str | None:
+        """The wrapped classifier's vector space (None: it has no sentence vectors)."""
+        key = getattr(self.classifier, "vector_key", None)
+        return str(key) if key else None
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The wrapped classifier's sentence vectors (AttributeError where it has none)."""
+        return np.asarray(self.classifier.embed(texts), np.float32)
+
     def classify_with_raw(self, texts: list[str], brands: Sequence[str | None] | None = None
                           ) -> tuple[list[SentimentResult], np.ndarray | None]:
         """Adapted results and the raw (n, 3) posteriors (None when the classifier has none)."""
+        results, raw, _ = self.classify_scored(texts, brands)
+        return results, raw
+
+    def classify_scored(self, texts: list[str], brands: Sequence[str | None] | None = None
+                        ) -> tuple[list[SentimentResult], np.ndarray | None, np.ndarray | None]:
+        """`classify_with_raw` and the sentence vectors of the same pass (None where the classifier has
+        no `probabilities_and_vectors`)."""
         if self._probabilities is None:
-            return list(self.classifier.classify(texts)), None
-        raw = np.asarray(self._probabilities(texts), np.float64).reshape(-1, 3)
+            return list(self.classifier.classify(texts)), None, None
+        vectors = None
+        both = getattr(self.classifier, "probabilities_and_vectors", None)
+        if callable(both) and texts:
+            probs, vectors = both(texts)
+            raw = np.asarray(probs, np.float64).reshape(-1, 3)
+        else:
+            raw = np.asarray(self._probabilities(texts), np.float64).reshape(-1, 3)
         if len(raw) != len(texts):
             raise ValueError(f"the classifier gave {len(raw)} rows for {len(texts)} texts")
         adapted = raw
@@ -119,7 +142,7 @@ class BrandAdaptation:
                     window.add(raw[index])
                     shift = self._refit(window)
                 adapted[index] = shift.apply(raw[index])
-        return [make_result(t, p) for t, p in zip(texts, adapted.tolist(), strict=True)], raw
+        return [make_result(t, p) for t, p in zip(texts, adapted.tolist(), strict=True)], raw, vectors
 
     # ------------------------------------------------------------------ internals (lock held)
 

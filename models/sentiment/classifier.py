@@ -162,10 +162,24 @@ class EmbeddingClassifier:
             adapter=head_path.parent / str(adapter["file"]) if isinstance(adapter, dict) else None,
             adapter_sha256=str(adapter["sha256"]) if isinstance(adapter, dict) else None)
 
-    def probabilities(self, texts: list[str]) -> np.ndarray:
+    @property
+    def vector_key(self) -> str:
+        """Names the space of `embed`'s vectors: the e5 encoder with this head's adapter merged in."""
+        return "e5-" + (self.encoder.adapter_sha256 or "base")[:16]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The sentence embeddings the head reads (L2-normalised, (n, dim))."""
+        return self.encoder.encode([normalize_text(t) for t in texts])
+
+    def probabilities_and_vectors(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Class posteriors and the sentence embeddings they came from, in one encoder pass."""
         if not texts:
-            return np.zeros((0, 3), np.float32)
-        return self.head.predict_proba(self.encoder.encode([normalize_text(t) for t in texts]))
+            return np.zeros((0, 3), np.float32), np.zeros((0, 0), np.float32)
+        vectors = self.embed(texts)
+        return self.head.predict_proba(vectors), vectors
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        return self.probabilities_and_vectors(texts)[0]
 
     def classify(self, texts: list[str]) -> list[SentimentResult]:
         return [make_result(t, p) for t, p in zip(texts, self.probabilities(texts), strict=True)]

@@ -25,6 +25,7 @@ from models.orm import (
     LinkProposal,
     Mention,
     MentionTag,
+    MentionVector,
     Note,
     QueueItem,
     Reply,
@@ -139,7 +140,8 @@ def delete_mentions(session: Session, mention_ids: list[int],
             answered_stats[key] += row.id in answered
         _add_stats(session, stats, answered_stats)
         for name, model in (("replies", Reply), ("notes", Note), ("tags", MentionTag),
-                            ("corrections", SentimentCorrection), ("queue_items", QueueItem)):
+                            ("corrections", SentimentCorrection), ("queue_items", QueueItem),
+                            ("vectors", MentionVector)):
             counts[name] += affected(session.execute(delete(model).where(model.mention_id.in_(chunk))))
         counts["mentions"] += affected(session.execute(delete(Mention).where(Mention.id.in_(chunk))))
     return dict(counts)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from listener.platforms import spec_of
 from models.domain import QueueState, ReplyState
-from models.orm import Mention, Reply, User
+from models.orm import Mention, Reply, SavedReply, User
 from responders import audit
 from responders.errors import Invalid, NotFound
 from responders.queue.items import flush, get_item, take
@@ -43,9 +43,13 @@ def check_reply_text(platform: str, text: str) -> str:
 
 
 def submit_reply(
-    session: Session, item_id: int, user: User, text: str, *, now: datetime, timeout_minutes: int
+    session: Session, item_id: int, user: User, text: str, *, now: datetime, timeout_minutes: int,
+    saved_reply_id: int | None = None,
 ) -> Reply:
-    """Queue a public reply (state draft) and close the item as answered. The caller notifies the dispatcher."""
+    """Queue a public reply (state draft) and close the item as answered. The caller notifies the dispatcher.
+
+    `saved_reply_id` names the saved reply the draft started from (kept only while it exists), so that
+    suggested replies can learn which template answered what."""
     item = get_item(session, item_id)
     mention = session.get(Mention, item.mention_id)
     if mention is None:
@@ -62,8 +66,11 @@ def submit_reply(
     item.transition(QueueState.ANSWERED, now=now)
     item.assignee_id, item.updated_at = user.id, now
     flush(session, "answer")
+    if saved_reply_id is not None and session.get(SavedReply, saved_reply_id) is None:
+        saved_reply_id = None
     reply = Reply(mention_id=mention.id, user_id=user.id, platform=mention.platform, text=text,
-                  state=ReplyState.DRAFT.value, idempotency_key=uuid.uuid4().hex, created_at=now)
+                  state=ReplyState.DRAFT.value, idempotency_key=uuid.uuid4().hex, created_at=now,
+                  saved_reply_id=saved_reply_id)
     session.add(reply)
     session.flush()
     audit.record(session, audit.REPLY, "reply", reply.id, user_id=user.id, at=now,

@@ -15,25 +15,37 @@ from responders import audit
 from responders.auth import has_role
 from responders.errors import Invalid, NotAllowed, NotFound
 
-PLACEHOLDER_RE = re.compile(r"@?\{(name|handle|agent|brand)\}")
+PLACEHOLDER_RE = re.compile(r"@?\{(name|handle|agent|brand|order)\}")
 
 
-def render_template(text: str, *, author: Author, customer: Customer | None, agent: User, brand: str) -> str:
-    """Fill {name}, {handle}, {agent}, {brand}; anything else in braces stays as written.
+def customer_name(author: Author, customer: Customer | None) -> str:
+    """How a reply addresses the customer: the customer's name, the author's, the handle, else "there"."""
+    return (customer.display_name if customer and customer.display_name else None) or author.display_name \
+        or author.handle or "there"
+
+
+def render_template(text: str, *, author: Author, customer: Customer | None, agent: User, brand: str,
+                    order: str | None = None) -> str:
+    """Fill {name}, {handle}, {agent}, {brand}, {order}; anything else in braces stays as written.
 
     {handle} is "@handle" where the platform has handles (an "@" written before it is not doubled),
-    else the author's name (listener.platforms.SPECS: has_handles).
+    else the author's name (listener.platforms.SPECS: has_handles). {order} is the order number found
+    in the mention (responders.suggestions.drafts.order_number); without one it stays "{order}" for the
+    agent to fill.
     """
-    name = (customer.display_name if customer and customer.display_name else None) or author.display_name \
-        or author.handle or "there"
+    name = customer_name(author, customer)
     if author.handle and spec_of(author.platform).has_handles:
         handle = "@" + author.handle.removeprefix("@")
     else:
         handle = author.display_name or author.handle or name
     values = {"name": name, "handle": handle, "agent": agent.username, "brand": brand}
+    if order:
+        values["order"] = order
 
     def fill(match: re.Match[str]) -> str:
         key = match.group(1)
+        if key not in values:
+            return match.group(0)
         prefix = "@" if match.group(0).startswith("@") and not values[key].startswith("@") else ""
         return prefix + values[key]
 

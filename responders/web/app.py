@@ -26,6 +26,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from models.config import Config
 from models.domain import MentionData
 from models.orm import utcnow
+from models.vectors import Embedder
 from responders.web import filters
 from responders.web.deps import LoginRequired, WebContext, render
 from responders.web.guard import TITLES, EdgeGuard, wants_json
@@ -68,9 +69,11 @@ def create_app(
     on_reply_queued: Callable[[int], None] | None = None,
     secure_cookies: bool | None = None,
     moderate: Callable[[MentionData, bool], None] | None = None,
+    embedder: Embedder | None = None,
 ) -> FastAPI:
     """The web app. `on_reply_queued(reply_id)` runs after a draft reply is committed (the dispatcher);
-    `moderate(mention, hidden)` hides a comment on its platform (none: the app offers no hiding).
+    `moderate(mention, hidden)` hides a comment on its platform (none: the app offers no hiding);
+    `embedder` makes the sentence vectors of suggested replies (none: models.vectors.HashEmbedder).
 
     `secure_cookies` (default: whether web.public_url is https) adds the Secure flag to the cookie.
     """
@@ -86,7 +89,7 @@ def create_app(
 
     app = FastAPI(title="openear", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = WebContext(config=config, sessions=sessions, clock=clock, on_reply_queued=on_reply_queued,
-                               templates=_templates(), moderate=moderate)
+                               templates=_templates(), moderate=moderate, embedder=embedder)
     if secure_cookies is None:
         secure_cookies = (config.web.public_url or "").startswith("https://")
     app.add_middleware(

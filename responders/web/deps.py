@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.config import Config
 from models.domain import MentionData, Role
 from models.orm import User
+from models.vectors import Embedder, HashEmbedder
 from responders import sessions as web_sessions
 from responders.auth import has_role
 from responders.queue.intake import Intake
 from responders.sessions import Lifetimes
+from responders.suggestions import AnswerIndex
 from responders.throttle import LoginThrottler
 
 log = logging.getLogger(__name__)
@@ -45,15 +47,18 @@ class WebContext:
     on_reply_queued: Callable[[int], None] | None
     templates: Jinja2Templates
     moderate: Callable[[MentionData, bool], None] | None = None  # the platforms' hide (responders.queue.moderation)
+    embedder: Embedder | None = None  # sentence vectors for suggested replies (none: the lexical HashEmbedder)
     throttler: LoginThrottler = field(init=False)
     lifetimes: Lifetimes = field(init=False)
     intake: Intake = field(init=False)
+    suggestions: AnswerIndex = field(init=False)
 
     def __post_init__(self) -> None:
         web_config = self.config.web
         self.throttler = LoginThrottler(web_config.login)
         self.lifetimes = Lifetimes.of(web_config)
         self.intake = Intake(self.sessions, ranking=self.config.ranking, clock=self.clock)
+        self.suggestions = AnswerIndex(self.embedder or HashEmbedder(), clock=self.clock)
 
     def notify_reply(self, reply_id: int) -> None:
         """Tell the dispatcher a reply is queued; without a hook (or if it fails) the reply stays queued."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,22 +22,37 @@ from responders.errors import Invalid, ServiceError, status_of
 from responders.queue import DISMISS_REASONS, is_expired, item_for_mention
 from responders.queue.detail import conversation, customer_timeline, mention_detail
 from responders.queue.listing import OPEN_STATES, live_reasons
+from responders.suggestions import Suggestion, order_number, suggest
 from responders.web.deps import DbId, FormId, check_csrf, current_user, db, flash, render, web
 
+log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
 def _saved_replies(session: Session, detail: Any, user: User) -> list[dict[str, Any]]:
+    order = order_number(detail.mention.text)
     return [
         {"id": s.id, "name": s.name, "language": s.language,
          "text": queue.render_template(s.text, author=detail.author, customer=detail.customer, agent=user,
-                                       brand=detail.mention.brand)}
+                                       brand=detail.mention.brand, order=order)}
         for s in queue.list_saved_replies(session)
     ]
 
 
+def _suggestions(request: Request, session: Session, detail: Any, user: User) -> list[Suggestion]:
+    """Suggested replies for the composer; a failure leaves the list empty, never the page broken."""
+    try:
+        found = suggest(session, web(request).suggestions, detail.mention, user, now=web(request).clock())
+        session.commit()  # vectors embedded on the way (mentions stored before they were kept)
+        return found
+    except Exception:
+        session.rollback()
+        log.exception("suggested replies for mention %s failed", detail.mention.id)
+        return []
+
+
 def mention_page(
     request: Request, session: Session, user: User, mention_id: int, *, error: str | None = None,
-    status_code: int = 200, draft: str | None = None,
+    status_code: int = 200, draft: str | None = None, saved_reply_id: int | None = None,
 ) -> Response:
     ctx = web(request)
     detail = mention_detail(session, mention_id)
@@ -47,9 +63,15 @@ def mention_page(
     timeout = ctx.config.queue.claim_timeout_minutes
     held_by_me = item is not None and item.state == QueueState.CLAIMED.value and item.assignee_id == user.id
     saved = _saved_replies(session, detail, user)
-    template_id = request.query_params.get("template")
+    suggestions = _suggestions(request, session, detail, user) if held_by_me else []
+    template_id, use = request.query_params.get("template"), request.query_params.get("use")
     if draft is None and template_id:
         draft = next((s["text"] for s in saved if str(s["id"]) == template_id), None)
+        saved_reply_id = int(template_id) if draft is not None else None
+    if draft is None and use:  # "use as draft" without JavaScript
+        chosen = next((s for s in suggestions if s.key == use), None)
+        if chosen is not None:
+            draft, saved_reply_id = chosen.draft, chosen.saved_reply_id
     return render(request, "mention.html", {
         "d": detail,
         "m": detail.mention,
@@ -69,6 +91,8 @@ def mention_page(
         "weighted": spec_of(detail.mention.platform).reply_length is not len,
         "draft_length": spec_of(detail.mention.platform).reply_length((draft or "").strip()),
         "saved": saved,
+        "suggestions": suggestions,
+        "saved_reply_id": saved_reply_id,
         "draft": draft or "",
         "error": error,
         "reasons": DISMISS_REASONS,
@@ -97,7 +121,7 @@ def show(request: Request, mention_id: DbId, user: User = Depends(current_user),
 
 def _act(
     request: Request, session: Session, user: User, mention_id: int, action: Callable[[], str],
-    *, draft: str | None = None, anchor: str = "",
+    *, draft: str | None = None, anchor: str = "", saved_reply_id: int | None = None,
 ) -> Response:
     """Run one action in one transaction; success redirects (flash), a refusal re-renders with the reason."""
     try:
@@ -106,7 +130,7 @@ def _act(
     except ServiceError as exc:
         session.rollback()
         return mention_page(request, session, user, mention_id, error=str(exc), status_code=status_of(exc),
-                            draft=draft)
+                            draft=draft, saved_reply_id=saved_reply_id)
     flash(request, message)
     return RedirectResponse(f"/mentions/{mention_id}{anchor}", status_code=303)
 
@@ -164,18 +188,21 @@ def hide(request: Request, mention_id: DbId, hidden: str = Form("1"), user: User
 
 
 @router.post("/mentions/{mention_id}/reply")
-def reply(request: Request, mention_id: DbId, text: str = Form(""), user: User = Depends(current_user),
-          session: Session = Depends(db)) -> Response:
+def reply(request: Request, mention_id: DbId, text: str = Form(""), saved_reply_id: str = Form(""),
+          user: User = Depends(current_user), session: Session = Depends(db)) -> Response:
     ctx = web(request)
     queued: list[int] = []
+    template = int(saved_reply_id) if saved_reply_id.isdigit() and len(saved_reply_id) < 12 else None
 
     def action() -> str:
         created = queue.submit_reply(session, _item_id(session, mention_id), user, text, now=ctx.clock(),
-                                     timeout_minutes=ctx.config.queue.claim_timeout_minutes)
+                                     timeout_minutes=ctx.config.queue.claim_timeout_minutes,
+                                     saved_reply_id=template)
         queued.append(created.id)
         return "Reply queued: openear sends it now and shows the result below."
 
-    response = _act(request, session, user, mention_id, action, draft=text, anchor="#replies")
+    response = _act(request, session, user, mention_id, action, draft=text, anchor="#replies",
+                    saved_reply_id=template)
     for reply_id in queued:
         if response.status_code == 303:
             ctx.notify_reply(reply_id)

@@ -9,6 +9,7 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listener.platforms.base import FetchResult, RateLimited, Transient
 from models.domain import AuthorData, MentionData, QueueState
 from models.orm import Author, Mention, PollCursor, QueueItem
+from models.vectors import load_vectors, quantize
 from tests.support import SOURCE, T0, CountingClassifier, Result, ScriptedAdapter, make_poller, post
 
 
@@ -288,3 +290,31 @@ def test_a_poll_stopped_at_a_limit_keeps_what_it_read_and_says_when_to_go_on(ses
     with sessions() as session:
         row = session.scalar(select(PollCursor).where(PollCursor.source == SOURCE.name))
         assert row is not None and row.last_error is None and row.state == {}
+
+
+def test_sentence_vectors_of_a_scoring_classifier_are_stored_with_the_mentions(
+        sessions: sessionmaker[Session]) -> None:
+    class Scoring(CountingClassifier):
+        vector_key = "test-space"
+
+        def classify_scored(self, texts: list[str], brands: list[str]) -> tuple[list[Result], None, list[list[float]]]:
+            return self.classify(texts), None, [[float(len(t)), 1.0, 0.0, 0.0] for t in texts]
+
+    edited = replace(post(1, "it never came, edit"), revision="1009", edited_at=T0 + timedelta(minutes=9))
+    adapter = ScriptedAdapter([[post(1, "it never came"), post(2, "thanks, all fine"),
+                                replace(post(3, "our own answer"), is_own=True)], [edited]])
+    poller = make_poller(sessions, Scoring())
+    poller.poll_once(adapter, SOURCE)
+    with sessions() as session:
+        stored = {m.external_id: load_vectors(session, "test-space", [m.id]).get(m.id)
+                  for m in session.scalars(select(Mention))}
+    # own posts are not classified, so they have no vector; the others are L2-normalised int8
+    assert stored["1003"] is None
+    first = stored["1001"]
+    assert first is not None and list(first) == list(quantize(np.array([13.0, 1, 0, 0]))[0])
+    poller.poll_once(adapter, SOURCE)  # an edit replaces the vector
+    with sessions() as session:
+        row = session.scalar(select(Mention).where(Mention.external_id == "1001"))
+        assert row is not None
+        again = load_vectors(session, "test-space", [row.id])[row.id]
+    assert list(again) == list(quantize(np.array([19.0, 1, 0, 0]))[0])

@@ -112,6 +112,8 @@
       var option = select.options[select.selectedIndex];
       if (!option) return;
       var text = option.getAttribute("data-text") || "";
+      var idField = document.getElementById("saved-reply-id");
+      if (idField) idField.value = option.value;
       var start = textarea.selectionStart || 0, end = textarea.selectionEnd || 0;
       textarea.value = textarea.value.slice(0, start) + text + textarea.value.slice(end);
       textarea.focus();
@@ -119,6 +121,20 @@
       count();
     });
   }
+
+  /* suggested replies: "use as draft" replaces the composer's text (nothing is sent) */
+  var savedReplyField = document.getElementById("saved-reply-id");
+  document.querySelectorAll("form.use-suggestion").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!textarea) return;
+      event.preventDefault();
+      var button = form.querySelector("button");
+      textarea.value = button.getAttribute("data-draft") || "";
+      if (savedReplyField) savedReplyField.value = button.getAttribute("data-saved-reply-id") || "";
+      textarea.focus();
+      count();
+    });
+  });
 
   /* keep the claim alive while the holder works on the page */
   var replyForm = document.getElementById("reply-form");
