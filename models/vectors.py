@@ -93,9 +93,12 @@ def _torch_dots(query: np.ndarray, matrix: np.ndarray) -> np.ndarray | None:
     return out.numpy()
 
 
-def top_k(query: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and similarities of the `k` rows of `matrix` most similar to `query`, best first."""
-    sims = similarity(query, matrix)
+def top_k(query: np.ndarray, matrix: np.ndarray, k: int, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and similarities of the `k` rows of `matrix` most similar to `query`, best first.
+
+    `rows`: only the first `rows` rows count (the rest is padding, kept so that the torch kernel's
+    multiple-of-8 row count needs no copy of the matrix)."""
+    sims = similarity(query, matrix)[:rows]
     if len(sims) == 0 or k <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     k = min(k, len(sims))

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from models.config_loader import load_config
 from models.db import make_engine, upgrade
-from models.orm import User, utcnow
+from models.orm import SavedReply, User, utcnow
 from openear.app import OpenEar
 
 console = Console()
@@ -151,7 +151,8 @@ def _digest_today(openear: OpenEar, directory: Path) -> str:
     lines = []
     for brand in openear.config.brands:
         today = datetime.now(ZoneInfo(brand.timezone)).date()
-        digest_id, created = archive_digest(openear.sessions, openear.config, brand.name, today, utcnow())
+        digest_id, created = archive_digest(openear.sessions, openear.config, brand.name, today, utcnow(),
+                                            embedder=openear.embedder)
         outcome = send_archived(openear.sessions, openear.config, digest_id, utcnow(), created=created)
         lines.append(f"/digests/{today.isoformat()}?brand={brand.name.replace(' ', '+')} ({outcome.status}; "
                      f"mail in {directory})")
@@ -159,11 +160,18 @@ def _digest_today(openear: OpenEar, directory: Path) -> str:
 
 
 def _ensure_demo_user(openear: OpenEar) -> None:
+    """The demo's admin and the team's saved replies (sandbox/saved_replies.py), once."""
     from responders.auth import create_user
+    from responders.queue import save_saved_reply
+    from sandbox.saved_replies import SAVED_REPLIES
 
     with openear.sessions.begin() as session:
-        if session.scalar(select(User.id).where(User.username == DEMO_USER)) is None:
-            create_user(session, DEMO_USER, DEMO_PASSWORD, "admin", now=utcnow())
+        admin = session.scalar(select(User).where(User.username == DEMO_USER))
+        if admin is None:
+            admin = create_user(session, DEMO_USER, DEMO_PASSWORD, "admin", now=utcnow())
+        if session.scalar(select(SavedReply.id).limit(1)) is None:
+            for (language, _), (name, text) in SAVED_REPLIES.items():
+                save_saved_reply(session, admin, name=name, text=text, language=language, now=utcnow())
 
 
 def register(app: typer.Typer) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from models.domain import ReplyState
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 OVERLAP = timedelta(minutes=10)  # sent replies re-read behind the newest one seen (late commits)
 OWN_SLACK = 1000  # own answers re-read below the newest id seen (polls of two sources commit out of order)
 EMBED_BATCH = 256
+TEXT_CACHE = 10_000
 
 
 @dataclass
@@ -49,23 +50,25 @@ class Partition:
     matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
     size: int = 0
     sent_mark: datetime | None = None  # newest reply sent_at read
-    own_mark: int = 0  # newest own-answer mention id read
+    own_mark: int = 0  # newest mention id when own answers were last read
     refreshed_at: datetime | None = None
+    known: set[int] = field(default_factory=set)  # the ids in the partition
 
     def add(self, ids: list[int], rows: np.ndarray) -> None:
         """Append mentions not in the partition yet (capacity doubles, so appends are amortised O(1))."""
         if not ids:
             return
-        fresh = ~np.isin(np.asarray(ids, np.int64), self.ids[:self.size])
-        if not fresh.any():
+        keep = []
+        for row, mention_id in enumerate(ids):  # one row per mention
+            if mention_id not in self.known:
+                self.known.add(mention_id)
+                keep.append(row)
+        if not keep:
             return
-        new_ids, new_rows = np.asarray(ids, np.int64)[fresh], rows[fresh]
-        _, first = np.unique(new_ids, return_index=True)  # one row per mention
-        first.sort()
-        new_ids, new_rows = new_ids[first], new_rows[first]
+        new_ids, new_rows = np.asarray(ids, np.int64)[keep], rows[keep]
         need = self.size + len(new_ids)
-        if self.matrix.shape[0] < need or self.matrix.shape[1] != new_rows.shape[1]:
-            capacity = max(need, 2 * self.matrix.shape[0], 1024)
+        if self.matrix.shape[0] < need + 8 or self.matrix.shape[1] != new_rows.shape[1]:
+            capacity = max(need + 8, 2 * self.matrix.shape[0], 1024)
             matrix = np.zeros((capacity, new_rows.shape[1]), np.int8)
             ids_buf = np.zeros(capacity, np.int64)
             if self.size and self.matrix.shape[1] == new_rows.shape[1]:
@@ -78,7 +81,8 @@ class Partition:
         """The `k` most similar answered mentions: (mention id, cosine), best first."""
         if self.size == 0 or query.shape[0] != self.matrix.shape[1]:
             return []
-        index, sims = top_k(query, self.matrix[:self.size], k)
+        padded = -(-self.size // 8) * 8  # zero rows up to a multiple of 8: no copy for the int8 kernel
+        index, sims = top_k(query, self.matrix[:padded], k, rows=self.size)
         return [(int(self.ids[i]), float(s)) for i, s in zip(index, sims, strict=True)]
 
 
@@ -89,6 +93,7 @@ class AnswerIndex:
         self.embedder, self.clock = embedder, clock
         self.refresh_seconds = refresh_seconds
         self._partitions: dict[tuple[str, str], Partition] = {}
+        self._texts: dict[tuple[str, str], np.ndarray] = {}
         self._lock = threading.Lock()
 
     def partition(self, session: Session, brand: str) -> Partition:
@@ -103,6 +108,23 @@ class AnswerIndex:
                 self._refresh(session, part)
                 part.refreshed_at = now
             return part
+
+    def text_vectors(self, texts: list[str]) -> np.ndarray:
+        """int8 vectors of short texts such as saved replies, cached by text (templates rarely change)."""
+        key = self.embedder.vector_key
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if (key, t) not in self._texts]
+        if missing:
+            made = quantize(np.asarray(self.embedder.embed(missing), np.float32))
+            with self._lock:
+                if len(self._texts) > TEXT_CACHE:
+                    self._texts.clear()
+                self._texts.update({(key, t): row for t, row in zip(missing, made, strict=True)})
+        with self._lock:
+            rows = [self._texts.get((key, t)) for t in texts]
+        if any(r is None for r in rows):  # evicted meanwhile: embed again, uncached
+            return quantize(np.asarray(self.embedder.embed(texts), np.float32))
+        return np.stack([r for r in rows if r is not None]) if rows else np.zeros((0, 0), np.int8)
 
     def query_vector(self, session: Session, mention: Mention) -> np.ndarray:
         """The int8 vector of `mention` in the embedder's space (stored, or embedded and stored now)."""
@@ -135,6 +157,7 @@ class AnswerIndex:
             part.sent_mark = max(part.sent_mark, newest) if part.sent_mark else newest
         if answered_on_platform:
             part.own_mark = max(part.own_mark, max(int(r[1]) for r in answered_on_platform))
+        part.own_mark = max(part.own_mark, int(session.scalar(select(func.max(Mention.id))) or 0))
         ids = sorted(set(ids))
         if not ids:
             return

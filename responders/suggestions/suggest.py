@@ -16,16 +16,15 @@ The best `LIMIT` are shown, each with a draft: the saved reply filled in, or the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import numpy as np
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
 
 from models.domain import ReplyState, SentimentLabel
 from models.orm import Author, Customer, Mention, Reply, SavedReply, User
-from models.vectors import quantize, similarity
+from models.vectors import similarity
 from responders.queue.saved_replies import customer_name, render_template
 from responders.suggestions.drafts import adapt_answer, order_number
 from responders.suggestions.index import AnswerIndex
@@ -94,25 +93,24 @@ def suggest(session: Session, index: AnswerIndex, mention: Mention, agent: User,
         best, saved_id = members[0]
         unhappy = sum(1 for m, _ in members if m.came_back_unhappy)
         score = _fit(best, mention.language) - UNHAPPY_PENALTY * unhappy / len(members)
-        if saved_id is not None:
-            template = saved[saved_id]
-            draft = render_template(template.text, author=author, customer=customer, agent=agent,
-                                    brand=mention.brand, order=order)
-            cards.append(Suggestion(score, draft, saved_id, template.name, best, len(members), unhappy))
-        else:
-            cards.append(Suggestion(score, _adapted(session, best, mention, author, customer), None, None, best,
-                                    1, unhappy))
+        name = saved[saved_id].name if saved_id is not None else None
+        cards.append(Suggestion(score, "", saved_id, name, best, len(members), unhappy))
     used = {c.saved_reply_id for c in cards}
     unused = [s for s in saved.values() if s.id not in used and (not s.language or not mention.language
                                                                  or s.language == mention.language)]
     if unused:
-        vectors = quantize(np.asarray(index.embedder.embed([s.text for s in unused]), np.float32))
-        for template, sim in zip(unused, similarity(query, vectors), strict=True):
-            draft = render_template(template.text, author=author, customer=customer, agent=agent,
-                                    brand=mention.brand, order=order)
-            cards.append(Suggestion(float(sim) - TEMPLATE_DISCOUNT, draft, template.id, template.name, None, 0, 0))
+        for template, sim in zip(unused, similarity(query, index.text_vectors([s.text for s in unused])), strict=True):
+            cards.append(Suggestion(float(sim) - TEMPLATE_DISCOUNT, "", template.id, template.name, None, 0, 0))
     cards.sort(key=lambda c: (-c.score, c.key))
-    return cards[:limit]
+
+    def draft(card: Suggestion) -> str:  # only for the cards shown
+        if card.saved_reply_id is not None:
+            return render_template(saved[card.saved_reply_id].text, author=author, customer=customer, agent=agent,
+                                   brand=mention.brand, order=order)
+        assert card.example is not None
+        return _adapted(session, card.example, mention, author, customer)
+
+    return [replace(card, draft=draft(card)) for card in cards[:limit]]
 
 
 def _fit(answer: PastAnswer, language: str | None) -> float:
@@ -151,13 +149,18 @@ def _past_answers(session: Session, mention: Mention, sims: dict[int, float],
         .where(Reply.mention_id.in_(ids), Reply.state == ReplyState.SENT.value).order_by(Reply.sent_at, Reply.id)
     ).all():
         answers.setdefault(r.mention_id, (r.text, r.sent_at, r.username or "(deleted user)", r.saved_reply_id))
-    own = aliased(Mention)
-    for o in session.execute(
-        select(Mention.id, own.text, own.created_at).join(own, and_(
-            own.platform == Mention.platform, own.in_reply_to_id == Mention.external_id, own.is_own.is_(True)))
-        .where(Mention.id.in_([i for i in ids if i not in answers])).order_by(own.created_at, own.id)
-    ).all():
-        answers.setdefault(o.id, (o.text, o.created_at, ON_PLATFORM, None))
+    unanswered = [i for i in ids if i not in answers and rows[i].conversation_id]
+    if unanswered:  # answers written on the platform: the brand's own posts in the same conversation
+        target = {(rows[i].platform, rows[i].external_id): i for i in unanswered}
+        for o in session.execute(
+            select(Mention.platform, Mention.in_reply_to_id, Mention.text, Mention.created_at)
+            .where(Mention.is_own.is_(True), tuple_(Mention.platform, Mention.conversation_id).in_(
+                sorted({(rows[i].platform, rows[i].conversation_id) for i in unanswered})))
+            .order_by(Mention.created_at, Mention.id)
+        ).all():
+            found = target.get((o.platform, o.in_reply_to_id or ""))
+            if found is not None:
+                answers.setdefault(found, (o.text, o.created_at, ON_PLATFORM, None))
     ids = [i for i in ids if i in answers]
     unhappy = _came_back_unhappy(session, [(rows[i].author_id, rows[i].customer_id, answers[i][1]) for i in ids],
                                  mention.brand, now)
@@ -168,23 +171,29 @@ def _past_answers(session: Session, mention: Mention, sims: dict[int, float],
 def _came_back_unhappy(session: Session, answered: Sequence[tuple[int, int | None, datetime | None]], brand: str,
                        now: datetime | None) -> list[bool]:
     """Per (author, customer, answered at): did that customer write a negative mention within
-    CAME_BACK_DAYS after the answer?"""
+    CAME_BACK_DAYS after the answer? (Through any of the customer's identities.)"""
     known = [a for a in answered if a[2] is not None]
     if not known:
         return [False] * len(answered)
-    authors = {a for a, _, _ in known}
-    customers = {c for _, c, _ in known if c is not None}
+    customer_of: dict[int, int | None] = {a: c for a, c, _ in known}
+    customers = {c for c in customer_of.values() if c is not None}
+    if customers:
+        customer_of.update(session.execute(select(Author.id, Author.customer_id).where(
+            Author.customer_id.in_(customers))).all())
     since = min(t for _, _, t in known if t is not None)
-    later = session.execute(
-        select(Mention.author_id, Author.customer_id, Mention.created_at).join(Author, Author.id == Mention.author_id)
-        .where(Mention.brand == brand, Mention.is_own.is_(False), Mention.created_at > since,
-               Mention.sentiment_label == SentimentLabel.NEGATIVE.value,
-               or_(Mention.author_id.in_(authors), Author.customer_id.in_(customers or {-1})))
-    ).all()
+    later: dict[int, list[datetime]] = {}
+    for author_id, written in session.execute(
+        select(Mention.author_id, Mention.created_at).where(
+            Mention.author_id.in_(list(customer_of)), Mention.created_at > since, Mention.brand == brand,
+            Mention.is_own.is_(False), Mention.sentiment_label == SentimentLabel.NEGATIVE.value)
+    ):
+        customer = customer_of.get(author_id)
+        later.setdefault(author_id, []).append(written)
+        if customer is not None:
+            later.setdefault(-customer, []).append(written)  # negative keys: a customer's identities together
     window = timedelta(days=CAME_BACK_DAYS)
     out = []
     for author_id, customer_id, at in answered:
-        out.append(at is not None and any(
-            (r.author_id == author_id or (customer_id is not None and r.customer_id == customer_id))
-            and at < r.created_at <= at + window and (now is None or r.created_at <= now) for r in later))
+        times = later.get(-customer_id, []) if customer_id is not None else later.get(author_id, [])
+        out.append(at is not None and any(at < t <= at + window and (now is None or t <= now) for t in times))
     return out

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine, session_factory, upgrade
 from models.domain import ReplyState
-from models.orm import Reply
+from models.orm import Mention, Reply, SavedReply
 from responders.web import create_app
 from tests.responders.factories import (
     make_author,
@@ -35,6 +35,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 PASSWORD = "browser-test-password"
+ROUTER_REPLY = "Hi {name}, sorry! Hold the reset button for 10 s; if it still reboots we replace it (order {order})."
 
 pytestmark = [
     pytest.mark.browser,
@@ -65,6 +66,14 @@ def _data(sessions: sessionmaker[Session], now: datetime) -> None:
         make_mention(s, "Is the new plan available in Berlin?", sentiment="neutral", negative=0.1, priority=0.35,
                      handle="curious_carl", created_at=now - timedelta(minutes=20))
         make_saved_reply(s, "Apology", "Hi {name}, {agent} from {brand} here. Sorry about this!")
+        # two answers the team gave with a saved reply, and a new mention like them (suggested replies)
+        router = make_saved_reply(s, "Router reboot", ROUTER_REPLY)
+        for handle, text in (("rita_r", "my router keeps rebooting every few minutes"),
+                             ("ron_r", "router keeps rebooting all the time since the update")):
+            past = make_mention(s, text, handle=handle, state="answered", created_at=now - timedelta(days=3))
+            make_reply(s, past, bob, router.text).saved_reply_id = router.id
+        make_mention(s, "@acme the router keeps rebooting, order A7654321", handle="rob_reboot", priority=0.4,
+                     created_at=now - timedelta(minutes=50))
 
 
 def _mark_sent(sessions: sessionmaker[Session]) -> object:
@@ -166,4 +175,38 @@ def test_agent_answers_the_top_complaint(server: tuple[str, sessionmaker[Session
     with sessions() as s:
         reply = s.query(Reply).filter(Reply.state == "sent").order_by(Reply.id.desc()).first()
         assert reply is not None and reply.text.endswith("We fixed the router.")
+    assert problems == []
+
+
+def test_agent_uses_a_suggested_reply_and_sends_it(server: tuple[str, sessionmaker[Session]], page: Page) -> None:
+    base, sessions = server
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    with sessions() as s:
+        mention = s.query(Mention).filter(Mention.text.contains("order A7654321")).one()
+        mention_id, name = mention.id, mention.author.display_name
+    page.goto(base + "/login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{base}/mentions/{mention_id}")
+    page.click("#claim")
+    suggestions = page.locator("#suggestions .suggestion")
+    expect(suggestions.first).to_contain_text("Saved reply: Router reboot")
+    expect(suggestions.first).to_contain_text("used for 2 similar mentions")
+    expect(suggestions.first).to_contain_text("router keeps rebooting")
+    expect(suggestions.first).to_contain_text("did not come back unhappy")
+    suggestions.first.locator("button").click()
+    expected = f"Hi {name}, sorry! Hold the reset button for 10 s; if it still reboots we replace it (order A7654321)."
+    textarea = page.locator("#reply-text")
+    expect(textarea).to_have_value(expected)
+    with sessions() as s:  # using a suggestion sends nothing
+        assert s.query(Reply).filter(Reply.mention_id == mention_id).count() == 0
+    page.click("#send")
+    expect(page.locator("#replies .pill")).to_have_text("sent")
+    with sessions() as s:
+        reply = s.query(Reply).filter(Reply.mention_id == mention_id).one()
+        saved = s.query(SavedReply).filter(SavedReply.name == "Router reboot").one()
+        assert (reply.text, reply.saved_reply_id) == (expected, saved.id)
     assert problems == []

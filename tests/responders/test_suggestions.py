@@ -209,10 +209,12 @@ def test_answers_written_on_the_platform_count_and_past_answers_are_adapted(
         agent = make_user(s, "alice")
         old_author = make_author(s, "max_m", name="Max Muster")
         old = make_mention(s, "Bestellung A1112223 ist nicht angekommen", author=old_author, language="de",
-                           created_at=T0 - timedelta(days=3), state="answered")
+                           created_at=T0 - timedelta(days=3), state="answered", conversation_id="c-old")
         brand = make_author(s, "acme", is_brand=True)
+        make_mention(s, "@max_m Hallo, wir schauen nach", author=brand, is_own=True, conversation_id="c-old",
+                     created_at=T0 - timedelta(days=3) + timedelta(hours=1))  # in the thread, not to it
         answer = make_mention(s, "@max_m Hallo Max Muster, A1112223 geht heute raus.", author=brand, is_own=True,
-                              created_at=T0 - timedelta(days=3) + timedelta(hours=1))
+                              created_at=T0 - timedelta(days=3) + timedelta(hours=2), conversation_id="c-old")
         answer.in_reply_to_id = old.external_id
         new_author = make_author(s, "eva_k", name="Eva Klein")
         new = make_mention(s, "Bestellung B9998887 ist nicht angekommen", author=new_author, language="de")
