@@ -15,7 +15,7 @@ import random
 import unicodedata
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 BRAND_NAME = "Acme Mobile"
 BRAND_HANDLE = "acme"
@@ -53,6 +53,7 @@ class FeedPost:
     reply_to: int | None = None
     retweet_of: int | None = None
     gap_s: float = 1.0  # seconds since the previous post
+    template: str = ""  # the wording it was generated from (bench/suggest.py holds some wordings out)
 
 
 # Sixty first and fifty last names per language: same-name strangers occur about as often as in a
@@ -330,7 +331,7 @@ class FeedGenerator:
 
     def _make(self, customer: Customer, category: str, template: str) -> FeedPost:
         text = self._fill(template, customer.lang)
-        return self._emit(customer.handle, text, customer.lang, category, customer)
+        return replace(self._emit(customer.handle, text, customer.lang, category, customer), template=template)
 
     def _emit(self, author: str, text: str, lang: str, category: str, customer: Customer | None,
               reply_to: int | None = None, retweet_of: int | None = None) -> FeedPost:
