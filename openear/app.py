@@ -198,7 +198,7 @@ class OpenEar:
     def send_digests(self) -> Any:
         from responders.digest.archive import send_due_digests
 
-        return send_due_digests(self.config, self.sessions, self.clock())
+        return send_due_digests(self.config, self.sessions, self.clock(), embedder=self.embedder)
 
     def extra_jobs(self) -> list[tuple[str, Callable[[], Any], int]]:
         """Periodic jobs of the responders layer: claim expiry, link proposals, retention, digests."""

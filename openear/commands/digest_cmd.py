@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         for name in chosen:
             the_day = wanted or now.astimezone(ZoneInfo(config.brand(name).timezone)).date() - timedelta(days=1)
             with openear.sessions() as session:
-                data = build_digest(session, config, name, the_day, now=now)
+                data = build_digest(session, config, name, the_day, now=now, embedder=openear.embedder)
             rendered = render_digest(data)
             console.print(f"{name} {the_day}: {rendered.subject}", highlight=False, soft_wrap=True)
             if out is not None:
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
                 path.write_text(inline_images(rendered.html, rendered.images), encoding="utf-8")
                 console.print(f"  wrote {path}", highlight=False, soft_wrap=True)
             if send:
-                outcome = send_due(config, openear.sessions, name, the_day, now)
+                outcome = send_due(config, openear.sessions, name, the_day, now, embedder=openear.embedder)
                 console.print(f"  {outcome.status}" + (f": {outcome.error}" if outcome.error else ""),
                               highlight=False, soft_wrap=True)
                 if outcome.status == "failed":

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.config import Config, SmtpConfig
 from models.orm import Digest
+from models.vectors import Embedder
 from responders.digest.build import build_digest
 from responders.digest.deliver import deliver
 from responders.digest.render import RenderedDigest, render_digest
@@ -63,13 +64,14 @@ def stored_rendering(row: Digest) -> RenderedDigest:
 
 
 def archive_digest(sessions: sessionmaker[Session], config: Config, brand: str, day: date,
-                   now: datetime) -> tuple[int, bool]:
-    """The archived digest's id for brand and day, building, rendering and storing it once; (id, created)."""
+                   now: datetime, *, embedder: Embedder | None = None) -> tuple[int, bool]:
+    """The archived digest's id for brand and day, building, rendering and storing it once; (id, created).
+    `embedder`: the sentence vectors of the topic groups (build_digest)."""
     with sessions() as session:
         existing = session.scalar(select(Digest.id).where(Digest.brand == brand, Digest.day == day))
         if existing is not None:
             return existing, False
-        data = build_digest(session, config, brand, day, now=now)
+        data = build_digest(session, config, brand, day, now=now, embedder=embedder)
     rendered = render_digest(data)
     payload = {"digest": asdict(data), "subject": rendered.subject,
                "images": {cid: base64.b64encode(png).decode() for cid, png in rendered.images.items()}}
@@ -122,9 +124,9 @@ def send_archived(sessions: sessionmaker[Session], config: Config, digest_id: in
 
 
 def send_due(config: Config, sessions: sessionmaker[Session], brand: str, day: date, now: datetime, *,
-             send: bool = True, transport: Transport = deliver) -> DigestOutcome:
+             send: bool = True, transport: Transport = deliver, embedder: Embedder | None = None) -> DigestOutcome:
     """Make sure the digest of brand and day is archived and (if `send`) sent once."""
-    digest_id, created = archive_digest(sessions, config, brand, day, now)
+    digest_id, created = archive_digest(sessions, config, brand, day, now, embedder=embedder)
     if not send:
         return DigestOutcome(brand, day, digest_id, created, "archived")
     return send_archived(sessions, config, digest_id, now, transport=transport, created=created)
@@ -141,7 +143,7 @@ def due_day(config: Config, brand: str, now: datetime) -> date:
 
 
 def send_due_digests(config: Config, sessions: sessionmaker[Session], now: datetime, *,
-                     transport: Transport = deliver) -> list[DigestOutcome]:
+                     transport: Transport = deliver, embedder: Embedder | None = None) -> list[DigestOutcome]:
     """For every brand: archive and send the latest due digest; retry unsent ones of the last week.
 
     Idempotent: safe to call from a daily job and an hourly catch-up job at the same time.
@@ -150,7 +152,7 @@ def send_due_digests(config: Config, sessions: sessionmaker[Session], now: datet
     for brand in config.brands:
         day = due_day(config, brand.name, now)
         try:
-            outcomes.append(send_due(config, sessions, brand.name, day, now, transport=transport))
+            outcomes.append(send_due(config, sessions, brand.name, day, now, transport=transport, embedder=embedder))
         except Exception:  # one brand's failure must not stop the others
             log.exception("digest %s %s could not be built", brand.name, day)
         with sessions() as session:

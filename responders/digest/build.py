@@ -27,16 +27,16 @@ digest prints under its figures.
   answered counts through their anonymous day counts (`erased_mention_stats`, answered as defined
   above); they have no times or texts, so response times and waiting lists cannot include them, they
   all count as expecting an answer, and an erased dismissal counts as unanswered.
+- topics: the day's complaints grouped by meaning (their stored sentence vectors, clustered) and labelled
+  with each group's most distinctive phrases (responders/topics.py).
 """
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,8 +48,10 @@ from models.db import pow2_batches, pow2_padded
 from models.domain import QueueState, SentimentLabel
 from models.history import histories_at
 from models.orm import Author, Customer, ErasedMentionStats, Mention, QueueItem, User
+from models.vectors import Embedder, HashEmbedder
 from responders.answers import OPENEAR, first_answers, is_closing, percentile, response_seconds
 from responders.queue.items import thread_key
+from responders.topics import group_topics, tokens, vectors_for
 
 LABELS = ("negative", "neutral", "positive", "unclassified")
 SERIES_DAYS = 8  # the day and the 7 before it (charts, trend)
@@ -58,31 +60,8 @@ WAITING_LIMIT = 50
 LOYAL_LIMIT = 10
 LOYAL_CANDIDATES = 500
 TOPIC_LIMIT = 8
+TOPIC_TEXTS = 5000  # complaints grouped into topics at most (an even sample beyond)
 QUOTE_CHARS = 160
-
-_STOP = """
-a about above after again against all also am an and any are aren't as at be because been before being below
-between both but by can can't cannot could couldn't did didn't do does doesn't doing don't during each few
-for from further get got had hadn't has hasn't have haven't having he her here hers herself him himself his how
-i i'm i've if in into is isn't it it's its itself just let's like me more most much my myself no nor not now of
-off on once one only or other our ours out over own same she should shouldn't so some still such than that that's
-the their theirs them themselves then there these they this those through to too under until up us very via was
-wasn't we we're were weren't what when where which while who whom why will with won't would wouldn't you you're
-your yours yourself yet again even really already since back ever never always today yesterday day days time
-http https www com amp rt dm pls please hey hi hello thanks thank im ive dont cant wont
-aber alle allem allen aller alles als also am an ander andere anderem anderen anderer anderes auch auf aus bei
-bin bis bist da damit dann das dass daß dein deine dem den denn der des dich die dir doch dort du durch ein eine
-einem einen einer eines er es etwas euch euer für gegen gewesen hab habe haben hat hatte hier hin hinter ich ihm
-ihn ihr ihre im in ist jede jedem jeden jeder jedes jetzt kann kein keine keinem keinen keiner man manche mehr
-mein meine meinem meinen meiner mich mir mit muss nach nicht nichts noch nun nur ob oder ohne schon sehr sein
-seine sich sie sind so solche soll sollte sondern sonst über um und uns unser unter viel vom von vor war waren
-warum was weil weiter welche wenn wer werde werden wie wieder will wir wird wo wurde zu zum zur zwar
-heute gestern mal ja nein bitte danke hallo seit immer gibt geht mehr
-"""
-STOPWORDS = frozenset(_STOP.split())
-TOKEN_RE = re.compile(r"[^\W\d_][\w'’\-]*[^\W_]|[^\W\d_]")
-URL_RE = re.compile(r"https?://\S+|www\.\S+|[@#]\w+")
-
 
 @dataclass(frozen=True)
 class DayCount:
@@ -118,9 +97,11 @@ class Trend:
 
 @dataclass(frozen=True)
 class Topic:
-    term: str
-    count: int  # negative mentions containing the term
-    examples: tuple[str, ...]
+    """A group of similar complaints (responders/topics.py)."""
+
+    term: str  # the group's label: its most distinctive phrases
+    count: int  # complaints in the group
+    examples: tuple[str, ...]  # up to two, nearest the group's centre
 
 
 @dataclass(frozen=True)
@@ -221,8 +202,10 @@ def _truncate(text: str, limit: int = QUOTE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def build_digest(session: Session, config: Config, brand: str, day: date, *, now: datetime) -> DigestData:
-    """The digest of `brand` for its local `day`, as known at `now`."""
+def build_digest(session: Session, config: Config, brand: str, day: date, *, now: datetime,
+                 embedder: Embedder | None = None) -> DigestData:
+    """The digest of `brand` for its local `day`, as known at `now`; `embedder` names the complaints' stored
+    sentence vectors for the topic groups and embeds those without one (None: the lexical HashEmbedder)."""
     tz = config.brand(brand).timezone
     start, end = day_bounds(day, tz)
     sla = timedelta(hours=config.queue.sla_hours)
@@ -353,7 +336,8 @@ def build_digest(session: Session, config: Config, brand: str, day: date, *, now
         base_url=base, volume=volume, series=series, trends=tuple(trends), platforms=platforms,
         spike=threshold is not None and volume > threshold,
         spike_threshold=round(threshold, 1) if threshold is not None else None,
-        topics=top_topics([t for _, t in sorted(complaint_texts)], brand), complaints=complaints,
+        topics=top_topics(session, sorted(complaint_texts), brand, embedder or HashEmbedder()),
+        complaints=complaints,
         answered_publicly=complaints_answered, broadcast_only=complaints - complaints_answered,
         dismissed=n["dismissed"], waiting=waiting, waiting_total=len(waiting_rows), responded=len(delays),
         median_response_s=statistics.median(delays) if delays else None, p90_response_s=percentile(delays, 90),
@@ -370,45 +354,21 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def tokens(text: str, extra_stop: frozenset[str] = frozenset()) -> list[str]:
-    """Lower-cased words without URLs, handles, stopwords and very short words."""
-    words = TOKEN_RE.findall(URL_RE.sub(" ", text.lower()))
-    return [w for w in words if len(w) > 2 and w not in STOPWORDS and w not in extra_stop]
-
-
-def count_topics(texts: list[str], extra_stop: frozenset[str] = frozenset(),
-                 limit: int = TOPIC_LIMIT) -> list[tuple[str, int]]:
-    """Recurring terms (document counts >= 2): strong bigrams first, then words they do not cover."""
-    unigrams: Counter[str] = Counter()
-    bigrams: Counter[str] = Counter()
-    for text in texts:
-        words = tokens(text, extra_stop)
-        unigrams.update(set(words))
-        bigrams.update({f"{a} {b}" for a, b in pairwise(words) if a != b})
-    strong = [(t, n) for t, n in bigrams.items()
-              if n >= 2 and n >= 0.5 * max(unigrams[w] for w in t.split())]
-    strong.sort(key=lambda tn: (-tn[1], tn[0]))
-    chosen = strong[:limit]
-    covered = {w for t, _ in chosen for w in t.split()}
-    chosen += [(t, n) for t, n in unigrams.most_common(limit * 3) if n >= 2 and t not in covered]
-    chosen.sort(key=lambda tn: (-tn[1], tn[0]))
-    return chosen[:limit]
-
-
-def top_topics(texts: list[str], brand: str) -> tuple[Topic, ...]:
-    """The day's complaint topics (`texts` in mention order) with up to two example quotes each."""
-    terms = count_topics(texts, frozenset(w for w in tokens(brand)))
-    examples: dict[str, list[str]] = {t: [] for t, _ in terms}
-    for text in texts:
-        if all(len(v) >= 2 for v in examples.values()):
-            break
-        words = tokens(text)
-        joined = f" {' '.join(words)} "
-        for term, found in examples.items():
-            quote = _truncate(text)
-            if len(found) < 2 and f" {term} " in joined and quote not in found:
-                found.append(quote)
-    return tuple(Topic(t, n, tuple(examples[t])) for t, n in terms)
+def top_topics(session: Session, complaints: list[tuple[int, str]], brand: str,
+               embedder: Embedder) -> tuple[Topic, ...]:
+    """The day's complaint topics: groups of similar complaints ((mention id, text) in mention order), largest
+    first. Beyond TOPIC_TEXTS complaints an evenly spaced sample is grouped and the counts scaled up."""
+    sample = complaints
+    if len(complaints) > TOPIC_TEXTS:
+        step = len(complaints) / TOPIC_TEXTS
+        sample = [complaints[int(i * step)] for i in range(TOPIC_TEXTS)]
+    if not sample:
+        return ()
+    ids, texts = [m for m, _ in sample], [t for _, t in sample]
+    groups = group_topics(texts, vectors_for(session, ids, texts, embedder), extra_stop=frozenset(tokens(brand)),
+                          limit=TOPIC_LIMIT)
+    scale = len(complaints) / len(sample)
+    return tuple(Topic(g.label, round(g.size * scale), tuple(_truncate(q) for q in g.examples)) for g in groups)
 
 
 def _conversation_states(session: Session, rows: list[Any]) -> dict[int, str]:

@@ -7,10 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 from markupsafe import escape
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.vectors import HashEmbedder
 from responders.answers import DEFINITIONS, percentile
 from responders.digest.archive import due_day
-from responders.digest.build import build_digest, count_topics, day_bounds
+from responders.digest.build import build_digest, day_bounds
 from responders.digest.render import inline_images, render_digest
+from responders.topics import group_topics
 from tests.responders.digest_fixtures import BASE, DAY, NOW, digest_config, seed_day
 from tests.responders.factories import make_mention
 
@@ -46,10 +48,16 @@ def test_known_answers(sessions: sessionmaker[Session]) -> None:
     # loyal customer: carol had an earlier conversation
     assert [(w.mention_id, w.customer, w.earlier_conversations) for w in d.loyal_waiting] == [
         (ids["m5"], "Carol Customer", 1)]
-    # topics
-    assert [(t.term, t.count) for t in d.topics][:3] == [("internet down", 3), ("charged twice", 2), ("router", 2)]
-    assert d.topics[0].examples == ("My internet is down again since morning",
-                                    "Internet down in Berlin, no signal at all")
+    # topics, grouped by lexical vectors here (no stored vectors: the HashEmbedder): m2 and m3 both say "internet
+    # down", m4 and m5 "charged twice"; m1 ("internet is down") may join the first; m6 (router) and m7 are one-offs
+    assert len(d.topics) == 2
+    internet, charged = d.topics
+    assert "internet down" in internet.term and internet.count in (2, 3)
+    assert len(internet.examples) == 2 and set(internet.examples) <= {
+        "My internet is down again since morning", "Internet down in Berlin, no signal at all",
+        "internet down and the router keeps rebooting"}
+    assert "charged twice" in charged.term and charged.count == 2
+    assert set(charged.examples) == {"I was charged twice on my bill", "Charged twice again, refund please @AcmeMobile"}
     assert not d.empty
 
 
@@ -114,7 +122,9 @@ def test_percentile_and_topics_units() -> None:
     assert percentile([float(i) for i in range(1, 11)], 90) == 9.0
     assert percentile([5.0], 90) == 5.0
     texts = ["Mein Internet ist wieder weg", "Internet weg seit gestern!", "Rechnung falsch", "rechnung doppelt"]
-    assert count_topics(texts) == [("internet weg", 2), ("rechnung", 2)]
+    groups = group_topics(texts, HashEmbedder().embed(texts))
+    assert [g.members for g in groups] == [(0, 1), (2, 3)]
+    assert "internet" in groups[0].label and groups[1].label == "rechnung"  # the words each pair shares
 
 
 def test_due_day_follows_the_digest_time() -> None:

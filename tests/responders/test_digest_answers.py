@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.vectors import HashEmbedder
 from responders.answers import DEFINITIONS, first_answers, is_closing
-from responders.digest.build import DigestData, build_digest, count_topics
+from responders.digest.build import DigestData, build_digest
 from responders.digest.render import render_digest
 from responders.reports import team_report
+from responders.topics import group_topics
 from tests.responders.digest_fixtures import SENT, THREADS, Post, digest_config, seed_threads, t
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -167,7 +169,10 @@ def test_every_digest_figure_matches_the_threads(sessions: sessionmaker[Session]
     want = expected_digest(day, now)
     texts = want.pop("complaint_texts")
     assert actual(d, ids) == want
-    assert [(tp.term, tp.count) for tp in d.topics] == count_topics(texts, frozenset({"acme", "mobile"}))  # type: ignore[arg-type]
+    # topics: exactly the day's complaints (hand-listed above), grouped as group_topics groups them
+    groups = group_topics(texts, HashEmbedder().embed(texts), extra_stop=frozenset({"acme", "mobile"}))  # type: ignore[arg-type]
+    assert [(tp.term, tp.count) for tp in d.topics] == [(g.label, g.size) for g in groups]
+    assert all(tp.count >= 2 and set(tp.examples) <= set(texts) for tp in d.topics)  # type: ignore[arg-type]
     # nobody-answered lists never hold closing messages or answered mentions
     closing = {ids[p.key] for p in THREADS if not p.expects}
     assert not closing & {w.mention_id for w in (*d.waiting, *d.loyal_waiting)}
