@@ -11,7 +11,8 @@ lexical similarity that still finds "same words, other order" and misspellings.
 
 `top_k` is exact (brute force): int8 matrix products through torch's `_int_mm` kernel where torch is
 loaded and the matrix is large (VNNI/AMX where the CPU has them, AVX2 elsewhere), numpy otherwise.
-bench/suggest.py measures it at 1M vectors.
+`two_stage_top_k` scans short `Prefilter` codes first and ranks the best candidates exactly: for
+large partitions, where the exact scan is memory-bound. bench/suggest.py measures both at 1M.
 """
 
 from __future__ import annotations
@@ -105,6 +106,46 @@ def top_k(query: np.ndarray, matrix: np.ndarray, k: int, rows: int | None = None
     part = np.argpartition(-sims, k - 1)[:k]
     order = part[np.lexsort((part, -sims[part]))]  # ties: lower index (older) first
     return order, sims[order]
+
+
+class Prefilter:
+    """A first pass for large partitions: int8 codes of the vectors' top principal components.
+
+    Scanning `dims` of 384 bytes per row is about 384 / dims times less memory (and int8 work) than
+    the exact scan; the `candidates` best rows by code are then ranked exactly on their full int8
+    vectors. The basis comes from a sample of the partition (`fit`) and stays fixed, so codes of rows
+    added later are comparable. Recall of the exact top 10 is measured in bench/suggest.py.
+    """
+
+    def __init__(self, basis: np.ndarray, scale: float) -> None:
+        self.basis, self.scale = basis.astype(np.float32), scale
+
+    @classmethod
+    def fit(cls, sample: np.ndarray, dims: int = 96) -> Prefilter:
+        """The top `dims` principal directions (uncentered: dot products are what is ranked) of int8 rows."""
+        x = dequantize(sample)
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        basis = vt[:dims].T
+        spread = float(np.abs(x @ basis).max()) or 1.0
+        return cls(basis, SCALE / spread)
+
+    def codes(self, rows: np.ndarray) -> np.ndarray:
+        """int8 codes of int8 rows (in chunks: no float copy of a large matrix at once)."""
+        out = np.zeros((len(rows), self.basis.shape[1]), np.int8)
+        for start in range(0, len(rows), 100_000):
+            chunk = dequantize(rows[start:start + 100_000]) @ self.basis
+            out[start:start + len(chunk)] = np.clip(np.rint(chunk * self.scale), -SCALE, SCALE)
+        return out
+
+
+def two_stage_top_k(query: np.ndarray, matrix: np.ndarray, codes: np.ndarray, prefilter: Prefilter, k: int,
+                    candidates: int, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`top_k` through `prefilter`: the best `candidates` rows by code, ranked exactly."""
+    first, _ = top_k(prefilter.codes(query[None, :])[0], codes, candidates, rows=rows)
+    sims = similarity(query, matrix[np.sort(first)])
+    order = np.sort(first)
+    best = np.lexsort((order, -sims))[:k]
+    return order[best], sims[best]
 
 
 class HashEmbedder:

@@ -6,7 +6,9 @@ or the brand's own post answering it on the platform (an own mention whose `in_r
 mention's id). A partition loads on first use and then grows incrementally: each refresh reads only
 answers newer than its high-water marks (sent replies by `sent_at`, own answers by row id, each with
 an overlap for transactions that committed late; what is re-read is added once), so a search at 1M
-answered mentions costs one exact int8 matrix-vector product (bench/suggest.py measures it).
+answered mentions costs one int8 matrix-vector product: exact up to PREFILTER_ROWS answered mentions,
+beyond that a scan of 96-byte principal-component codes whose best CANDIDATES are ranked exactly
+(bench/suggest.py measures speed and recall).
 
 Why in process and not pgvector: the embedded default is SQLite, the PostgreSQL servers here have no
 `vector` extension, and an exact int8 scan of 1M × 384 takes tens of milliseconds on 2 cores, so one
@@ -30,7 +32,7 @@ from sqlalchemy.orm import Session, aliased
 
 from models.domain import ReplyState
 from models.orm import Mention, MentionVector, Reply
-from models.vectors import Embedder, quantize, store_vectors, top_k
+from models.vectors import Embedder, Prefilter, quantize, store_vectors, top_k, two_stage_top_k
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ OVERLAP = timedelta(minutes=10)  # sent replies re-read behind the newest one se
 OWN_SLACK = 1000  # own answers re-read below the newest id seen (polls of two sources commit out of order)
 EMBED_BATCH = 256
 TEXT_CACHE = 10_000
+PREFILTER_ROWS = 200_000  # from here on a search scans short codes first (models/vectors.py Prefilter)
+CANDIDATES = 2048  # rows the prefilter hands to the exact ranking
 
 
 @dataclass
@@ -53,6 +57,8 @@ class Partition:
     own_mark: int = 0  # newest mention id when own answers were last read
     refreshed_at: datetime | None = None
     known: set[int] = field(default_factory=set)  # the ids in the partition
+    prefilter: Prefilter | None = None  # from PREFILTER_ROWS rows on (models/vectors.py)
+    codes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
 
     def add(self, ids: list[int], rows: np.ndarray) -> None:
         """Append mentions not in the partition yet (capacity doubles, so appends are amortised O(1))."""
@@ -75,14 +81,29 @@ class Partition:
                 matrix[:self.size], ids_buf[:self.size] = self.matrix[:self.size], self.ids[:self.size]
             self.matrix, self.ids = matrix, ids_buf
         self.matrix[self.size:need], self.ids[self.size:need] = new_rows, new_ids
+        if self.prefilter is not None:
+            if self.codes.shape[0] < self.matrix.shape[0]:
+                codes = np.zeros((self.matrix.shape[0], self.codes.shape[1]), np.int8)
+                codes[:self.size] = self.codes[:self.size]
+                self.codes = codes
+            self.codes[self.size:need] = self.prefilter.codes(new_rows)
         self.size = need
+        if self.prefilter is None and self.size >= PREFILTER_ROWS:
+            sample = np.random.default_rng(0).choice(self.size, min(self.size, 50_000), replace=False)
+            self.prefilter = Prefilter.fit(self.matrix[np.sort(sample)])
+            self.codes = np.zeros((self.matrix.shape[0], self.prefilter.basis.shape[1]), np.int8)
+            self.codes[:self.size] = self.prefilter.codes(self.matrix[:self.size])
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The `k` most similar answered mentions: (mention id, cosine), best first."""
         if self.size == 0 or query.shape[0] != self.matrix.shape[1]:
             return []
         padded = -(-self.size // 8) * 8  # zero rows up to a multiple of 8: no copy for the int8 kernel
-        index, sims = top_k(query, self.matrix[:padded], k, rows=self.size)
+        if self.prefilter is not None:
+            index, sims = two_stage_top_k(query, self.matrix[:padded], self.codes[:padded], self.prefilter, k,
+                                          CANDIDATES, rows=self.size)
+        else:
+            index, sims = top_k(query, self.matrix[:padded], k, rows=self.size)
         return [(int(self.ids[i]), float(s)) for i, s in zip(index, sims, strict=True)]
 
 

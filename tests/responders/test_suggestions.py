@@ -271,3 +271,22 @@ def test_the_mention_page_shows_suggestions_and_use_as_draft_records_the_saved_r
     with sessions() as s:
         reply = s.scalar(select(Reply).where(Reply.mention_id == mention_id))
         assert reply is not None and reply.saved_reply_id == team["delivery"]
+
+
+def test_the_prefilter_finds_the_exact_neighbours_of_structured_vectors() -> None:
+    from models.vectors import Prefilter, two_stage_top_k
+
+    rng = np.random.default_rng(11)
+    latent = rng.standard_normal((60_000, 48)).astype(np.float32)  # sentence vectors live near a subspace
+    matrix = quantize(latent @ rng.standard_normal((48, 384)).astype(np.float32)
+                      + 0.3 * rng.standard_normal((60_000, 384)).astype(np.float32))
+    prefilter = Prefilter.fit(matrix[:20_000])
+    codes = prefilter.codes(matrix)
+    overlap = []
+    for q in range(0, 60_000, 3_000):
+        query = quantize(dequantize(matrix[q:q + 1]) + 0.05 * rng.standard_normal((1, 384)))[0]
+        exact, _ = top_k(query, matrix, 10)
+        fast, sims = two_stage_top_k(query, matrix, codes, prefilter, 10, candidates=200)
+        overlap.append(len(set(exact) & set(fast)) / 10)
+        assert list(sims) == sorted(sims, reverse=True)
+    assert float(np.mean(overlap)) >= 0.95
