@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         """Build the managers' daily digest; --out writes it as a browser-ready HTML file."""
         from responders.digest.archive import send_due
         from responders.digest.build import build_digest
-        from responders.digest.render import inline_images, render_digest
+        from responders.digest.render import digest_trend, inline_images, render_digest
 
         openear = ctx.ensure_object(CliContext).app()
         config = openear.config
@@ -52,7 +52,8 @@ def register(app: typer.Typer) -> None:
             the_day = wanted or now.astimezone(ZoneInfo(config.brand(name).timezone)).date() - timedelta(days=1)
             with openear.sessions() as session:
                 data = build_digest(session, config, name, the_day, now=now, embedder=openear.embedder)
-            rendered = render_digest(data)
+                trend = digest_trend(session, data)
+            rendered = render_digest(data, trend)
             console.print(f"{name} {the_day}: {rendered.subject}", highlight=False, soft_wrap=True)
             if out is not None:
                 path = _out_path(out, name, len(chosen) > 1)

@@ -35,7 +35,7 @@ from models.orm import Digest
 from models.vectors import Embedder
 from responders.digest.build import build_digest
 from responders.digest.deliver import deliver
-from responders.digest.render import RenderedDigest, render_digest
+from responders.digest.render import RenderedDigest, digest_trend, render_digest
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ def archive_digest(sessions: sessionmaker[Session], config: Config, brand: str, 
         if existing is not None:
             return existing, False
         data = build_digest(session, config, brand, day, now=now, embedder=embedder)
-    rendered = render_digest(data)
+        trend = digest_trend(session, data)
+    rendered = render_digest(data, trend)
     payload = {"digest": asdict(data), "subject": rendered.subject,
                "images": {cid: base64.b64encode(png).decode() for cid, png in rendered.images.items()}}
     try:

@@ -1,28 +1,38 @@
-"""Render a `DigestData` as an email: HTML (table layout, inline CSS, no JS) with PNG charts + plain text.
+"""Render a `DigestData` as an email: HTML (table layout, inline CSS, no JS) with a PNG chart + plain text.
 
-Charts are drawn with matplotlib's Agg backend and referenced from the HTML as `cid:<content-id>`;
-`inline_images` swaps those references for data: URIs (a file that opens in a browser).
+The chart (mentions per day by sentiment: responders/charts.py over `digest_trend`'s 14 days, or the
+digest's own 8 days) is referenced from the HTML as `cid:<content-id>` (deliver.py attaches it as a
+related inline part); `inline_images` swaps those references for data: URIs (a file that opens in a
+browser) and the web archive for image URLs (responders/web/routes_digests.py). A chart that cannot
+be drawn is logged and left out; the digest still renders.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import io
+import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import jinja2
+from sqlalchemy.orm import Session
 
 from listener.platforms import display_name
 from responders.answers import DEFINITIONS
+from responders.charts import volume_chart
 from responders.digest.build import DigestData
+from responders.trends import OVERALL, Bucket, Series, Trends, local_midnight, trends
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 COLORS = {"negative": "#d64545", "neutral": "#9aa5b1", "positive": "#2f9e68", "unclassified": "#d9dee4"}
 CID_RE = re.compile(r"cid:([A-Za-z0-9._@-]+)")
+TREND_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -75,48 +85,47 @@ def content_id(data: DigestData, name: str) -> str:
     return f"{name}-{data.day}-{tag}@openear"
 
 
-def volume_chart(data: DigestData) -> bytes:
-    """Stacked sentiment bars for the 8 days, the digest's day emphasised."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 2.4), dpi=110)
-    ax = fig.add_subplot()
-    labels = [date.fromisoformat(d.day).strftime("%a\n%d %b") for d in data.series]
-    bottom = [0] * len(data.series)
-    for label in ("negative", "neutral", "positive", "unclassified"):
-        values = [getattr(d, label) for d in data.series]
-        bars = ax.bar(labels, values, bottom=bottom, color=COLORS[label], width=0.62, label=label)
-        for i, bar in enumerate(bars):
-            bar.set_alpha(1.0 if i == len(bars) - 1 else 0.55)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    for i, total in enumerate(bottom):
-        ax.annotate(f"{total:,}", (i, total), ha="center", va="bottom", fontsize=7, color="#3e4c59",
-                    xytext=(0, 2), textcoords="offset points")
-    ax.set_ylim(0, max(max(bottom), 1) * 1.18)
-    ax.tick_params(labelsize=7, colors="#52606d", length=0)
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
-    ax.spines["bottom"].set_color("#cbd2d9")
-    ax.yaxis.grid(True, color="#eef1f4")
-    ax.set_axisbelow(True)
-    ax.set_yticks([])
-    ax.legend(ncol=4, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(0, 1.16))
-    fig.subplots_adjust(left=0.02, right=0.98, top=0.86, bottom=0.18)
-    out = io.BytesIO()
-    fig.savefig(out, format="png")
-    return out.getvalue()
+def digest_trend(session: Session, data: DigestData, days: int = TREND_DAYS) -> Trends:
+    """The brand's customer mentions per local day over the `days` days ending with the digest's day, as known
+    when the digest was built (responders/trends.py; erased mentions are not in it)."""
+    tz = ZoneInfo(data.timezone)
+    first = date.fromisoformat(data.day) - timedelta(days=days - 1)
+    return trends(session, start=local_midnight(first, tz), end=datetime.fromisoformat(data.end), granularity="day",
+                  sla_hours=data.sla_hours, now=datetime.fromisoformat(data.generated_at), brand=data.brand,
+                  timezone=data.timezone)
 
 
-def render_digest(data: DigestData) -> RenderedDigest:
-    """HTML and text bodies plus the chart images of one digest."""
+def _series_trend(data: DigestData) -> Trends:
+    """The digest's own day counts (the last 8 days, erased mentions included) as a volume-only `Trends`."""
+    starts = tuple(date.fromisoformat(d.day) for d in data.series)
+    buckets = tuple(Bucket(day, negative=d.negative, neutral=d.neutral, positive=d.positive, unscored=d.unclassified)
+                    for day, d in zip(starts, data.series, strict=True))
+    series = Series(OVERALL, buckets)
+    return Trends(datetime.fromisoformat(data.start), datetime.fromisoformat(data.end), "day", "overall",
+                  data.timezone, data.sla_hours, starts, series, (series,), brand=data.brand)
+
+
+def trend_chart(data: DigestData, trend: Trends | None = None) -> tuple[bytes, int] | None:
+    """The digest's one chart, mentions per day by sentiment (`trend`, else the digest's own 8 days), and how many
+    days it shows; None (logged) when it cannot be drawn: the digest goes out without it."""
+    shown = trend if trend is not None else _series_trend(data)
+    try:
+        return volume_chart(shown, title=f"Mentions per day, by sentiment ({data.timezone})"), len(shown.starts)
+    except Exception:  # matplotlib missing or broken: never stop the digest
+        log.exception("digest %s %s: the trend chart could not be drawn; sending without it", data.brand, data.day)
+        return None
+
+
+def render_digest(data: DigestData, trend: Trends | None = None) -> RenderedDigest:
+    """HTML and text bodies plus the chart image of one digest; `trend` (`digest_trend`) draws the chart over
+    14 days, without it the chart shows the digest's own 8 days."""
     images: dict[str, bytes] = {}
     cids: dict[str, str] = {}
-    if not data.empty:
+    chart_days = 0
+    chart = None if data.empty else trend_chart(data, trend)
+    if chart is not None:
         cids["volume"] = content_id(data, "volume")
-        images[cids["volume"]] = volume_chart(data)
+        images[cids["volume"]], chart_days = chart
     day = date.fromisoformat(data.day)
     subject = f"{data.brand} daily digest, {day:%a %d %b %Y}: " + (
         "no mentions" if data.empty else
@@ -124,7 +133,7 @@ def render_digest(data: DigestData) -> RenderedDigest:
         f"{_rate(data.response_rate)} answered overall")
     context = {"d": data, "cids": cids, "subject": subject, "day_label": f"{day:%A %d %B %Y}",
                "trend": {t.label: t for t in data.trends}, "colors": COLORS,
-               "defs": DEFINITIONS}
+               "defs": DEFINITIONS, "chart_days": chart_days}
     return RenderedDigest(subject, _HTML.get_template("digest.html").render(context),
                           _TEXT.get_template("digest.txt").render(context), images)
 

@@ -1,4 +1,4 @@
-"""Managers: reports and the audit log. Admins: users and saved replies."""
+"""Managers: the audit log and the reports (routes_reports, included here). Admins: users and saved replies."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from models.orm import User
 from responders import audit, queue
 from responders.auth import UserError, create_user, list_users, sign_out_everywhere, update_user
 from responders.errors import ServiceError, status_of
-from responders.reports import team_report
 from responders.sessions import live_counts
+from responders.web import routes_reports
 from responders.web.deps import DbId, check_csrf, db, flash, query_int, render, require, web
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 manager = require(Role.MANAGER)
 admin = require(Role.ADMIN)
+router.include_router(routes_reports.router)  # /reports, /reports.csv, /reports/charts/{name}.png
 
 
 @router.get("/audit")
@@ -32,14 +33,6 @@ def audit_page(request: Request, user: User = Depends(manager), session: Session
                                 ("id", p.get("id"))) if v}
     return render(request, "audit.html", {"events": events, "actions": audit.ACTIONS, "action": action,
                                           "users": list_users(session), "user_id": user_id, "params": params})
-
-
-@router.get("/reports")
-def reports_page(request: Request, user: User = Depends(manager), session: Session = Depends(db)) -> Response:
-    ctx = web(request)
-    days = query_int(request.query_params.get("days"), 7, 1, 90)
-    report = team_report(session, now=ctx.clock(), days=days, sla_hours=ctx.config.queue.sla_hours)
-    return render(request, "reports.html", {"report": report, "days": days})
 
 
 # --------------------------------------------------------------------------- users
