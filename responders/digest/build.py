@@ -371,6 +371,21 @@ def top_topics(session: Session, complaints: list[tuple[int, str]], brand: str,
     return tuple(Topic(g.label, round(g.size * scale), tuple(_truncate(q) for q in g.examples)) for g in groups)
 
 
+def period_topics(session: Session, *, start: datetime, end: datetime, embedder: Embedder,
+                  platform: str | None = None, stop_words: str = "") -> tuple[Topic, ...]:
+    """The complaint topics of [start, end) over every brand (the Reports page): the digest's complaints
+    (inbound, not hidden, negative, not a closing "thanks") grouped as `top_topics` groups a day's."""
+    where = [Mention.is_own.is_(False), Mention.created_at >= start, Mention.created_at < end,
+             Mention.hidden.is_(False), Mention.sentiment_label == SentimentLabel.NEGATIVE.value]
+    if platform is not None:
+        where.append(Mention.platform == platform)
+    complaints = [(row.id, row.text) for row in session.execute(
+        select(Mention.id, Mention.text, Mention.sentiment_label, Mention.score_negative)
+        .where(*where).order_by(Mention.id).execution_options(yield_per=5000)
+    ) if not is_closing(row.text, row.sentiment_label, row.score_negative)]
+    return top_topics(session, complaints, stop_words, embedder)
+
+
 def _conversation_states(session: Session, rows: list[Any]) -> dict[int, str]:
     """The state of the conversation item of mentions that are not their item's newest message (an
     earlier message of a conversation: queue items answer the newest one, responders.queue.intake)."""

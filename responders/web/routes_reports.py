@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 from listener.platforms import SPECS, display_name
 from models.domain import Role
 from models.orm import User
+from models.vectors import HashEmbedder
 from responders.charts import CHARTS
+from responders.digest.build import period_topics
 from responders.reports import team_report
 from responders.trends import GRANULARITIES, GROUPINGS, MAX_BUCKETS, Bucket, Granularity, GroupBy, Trends, trends
 from responders.trends import local_midnight as midnight
@@ -146,9 +148,13 @@ def reports_page(request: Request, user: User = Depends(manager), session: Sessi
     q = parse_query(request)
     result = load_trends(request, session, q)
     report = team_report(session, now=ctx.clock(), days=days, sla_hours=ctx.config.queue.sla_hours)
+    tz = ZoneInfo(ctx.config.schedule.timezone)
+    topics = period_topics(session, start=midnight(q.first, tz), end=midnight(q.last + timedelta(days=1), tz),
+                           embedder=ctx.embedder or HashEmbedder(), platform=q.platform,
+                           stop_words=" ".join(b.name for b in ctx.config.brands))
     return render(request, "reports.html", {
         "report": report, "days": days, "q": q, "params": q.params(), "trends": result,
-        "columns": [label for _, label in COLUMNS], "rows": table_rows(result), "charts": CHART_ALT,
+        "columns": [label for _, label in COLUMNS], "rows": table_rows(result), "charts": CHART_ALT, "topics": topics,
         "granularities": GRANULARITIES, "groupings": GROUPINGS, "platforms": list(SPECS),
         "timezone": ctx.config.schedule.timezone,
     })

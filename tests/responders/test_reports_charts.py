@@ -13,6 +13,7 @@ import io
 import logging
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from typing import Any
@@ -30,7 +31,7 @@ from responders.digest.deliver import build_message
 from responders.digest.render import RenderedDigest, digest_trend, inline_images, render_digest
 from tests.responders.digest_fixtures import DAY, digest_config, seed_day
 from tests.responders.digest_fixtures import NOW as DIGEST_NOW
-from tests.responders.factories import login, make_user
+from tests.responders.factories import login, make_mention, make_user
 from tests.responders.test_trends import seed
 
 Client = Callable[[], TestClient]
@@ -230,3 +231,40 @@ def test_digest_still_sends_when_the_chart_fails(sessions: sessionmaker[Session]
     assert outcome.status == "sent" and len(sent) == 1
     page, images = sent[0]
     assert images == [] and "cid:" not in page and "Volume and sentiment" in page
+
+
+# --------------------------------------------------------------------------- complaint topics
+
+
+def topic_rows(page: str) -> list[tuple[str, int]]:
+    match = re.search(r'<table class="list topics">(.*?)</table>', page, re.S)
+    assert match, "no topic table"
+    return [(html.unescape(label), int(count)) for label, count in
+            re.findall(r"<tr><td><b>(.*?)</b></td><td>(\d+)</td>", match.group(1))]
+
+
+def test_topics_group_the_periods_complaints(sessions: sessionmaker[Session], new_client: Client) -> None:
+    """Only the period's inbound complaints (negative, not hidden) of the chosen platform are grouped."""
+    crash, billing = "The app crashes at login again", "Billing charged my card twice this month"
+    with sessions.begin() as session:
+        make_user(session, "boss", "manager")
+        at = datetime(2026, 11, 14, 9, tzinfo=UTC)
+        for i in range(3):
+            make_mention(session, crash, handle=f"crash{i}", created_at=at + timedelta(hours=i))
+        for i in range(2):
+            make_mention(session, billing, handle=f"bill{i}", platform="facebook", created_at=at)
+        # none of these count: hidden, not a complaint, the brand's own post, before the period
+        make_mention(session, crash, handle="hid", created_at=at).hidden = True
+        make_mention(session, crash, handle="happy", sentiment="positive", negative=0.05, created_at=at)
+        make_mention(session, crash, handle="acme", is_own=True, queued=False, created_at=at)
+        for i in range(3):
+            make_mention(session, billing, handle=f"old{i}", platform="facebook",
+                         created_at=datetime(2026, 11, 11, 9, tzinfo=UTC))
+    boss = login(new_client(), "boss")
+    rows = topic_rows(boss.get(f"/reports?{WEEK}").text)
+    assert [count for _, count in rows] == [3, 2]
+    assert "crashes" in rows[0][0] and "billing" in rows[1][0].lower()
+    only_facebook = topic_rows(boss.get(f"/reports?{WEEK}&platform=facebook").text)
+    assert [count for _, count in only_facebook] == [2]
+    quiet = boss.get("/reports?from=2026-11-16&to=2026-11-18").text
+    assert topic_rows(quiet) == [] and "No recurring complaint topics in this period." in quiet
