@@ -16,12 +16,23 @@ So the score combines the model's negative probability with surface cues, in Eng
 
 It is monotonic in p_neg and in the cues, stays in [0, 1], equals p_neg when no cue is present,
 and a clearly positive text ("thanks for the quick refund!") keeps a low score despite its cue.
+
+The team can replace the formula with a model learned from what it answered and dismissed
+(`ComplaintModel`, fitted by `fit_complaint_model`, gated by responders/learning.py); a classifier
+version that has one (`complaint.json` beside its head) scores with it.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 CUE_WEIGHTS: dict[str, float] = {
     "problem": 0.5, "request": 0.3, "reference": 0.3, "anger": 0.3, "question": 0.15,
@@ -118,3 +129,101 @@ def complaint_score(text: str, negative: float, positive: float) -> float:
     pos = min(max(positive, 0.0), 1.0)
     score = neg + (1.0 - neg) * cue_strength(text) * (1.0 - pos)
     return min(max(score, 0.0), 1.0)
+
+
+# ----------------------------------------------------------------------------- learned from the team
+FEATURES: tuple[str, ...] = ("negative", "positive", "formula", *CUE_WEIGHTS)
+"""What a learned complaint model reads: the two probabilities, the formula's score, each cue (0/1)."""
+COMPLAINT_FILE = "complaint.json"
+
+
+def complaint_features(text: str, negative: float, positive: float) -> list[float]:
+    """The FEATURES of one text, in order."""
+    cues = complaint_cues(text)
+    neg, pos = min(max(negative, 0.0), 1.0), min(max(positive, 0.0), 1.0)
+    return [neg, pos, complaint_score(text, neg, pos), *(1.0 if c in cues else 0.0 for c in CUE_WEIGHTS)]
+
+
+@dataclass(frozen=True)
+class ComplaintModel:
+    """A complaint score learned from which mentions the team answered (1) and dismissed (0):
+    sigmoid(bias + weights . complaint_features), a logistic regression with balanced classes (so 0.5
+    is "as likely to need an answer as not", whatever the team's answered share)."""
+
+    weights: tuple[float, ...]
+    bias: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, text: str, negative: float, positive: float) -> float:
+        z = self.bias + sum(w * f for w, f in zip(self.weights, complaint_features(text, negative, positive),
+                                                  strict=True))
+        return 1.0 / (1.0 + math.exp(-min(max(z, -40.0), 40.0)))
+
+    def save(self, path: Path) -> None:
+        body = {"features": list(FEATURES), "weights": list(self.weights), "bias": self.bias, "meta": self.meta}
+        path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> ComplaintModel:
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+            weights, bias = tuple(float(w) for w in body["weights"]), float(body["bias"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not a complaint model ({exc}); delete it to use the formula") from exc
+        if list(body.get("features", [])) != list(FEATURES) or len(weights) != len(FEATURES):
+            raise ValueError(f"{path} was written for other features ({body.get('features')}); delete it "
+                             "to use the formula")
+        return cls(weights, bias, dict(body.get("meta") or {}))
+
+
+def complaint_model_in(directory: Path) -> ComplaintModel | None:
+    """The learned complaint model stored beside a classifier version's head, or None (the formula)."""
+    path = directory / COMPLAINT_FILE
+    return ComplaintModel.load(path) if path.is_file() else None
+
+
+def fit_complaint_model(features: np.ndarray, labels: np.ndarray, l2: float = 1.0,
+                        meta: dict[str, Any] | None = None) -> ComplaintModel:
+    """Logistic regression by Newton's method (IRLS), classes weighted alike, an L2 penalty `l2` on the
+    weights (not the bias). `features`: (n, len(FEATURES)); `labels`: 1 answered, 0 dismissed."""
+    x = np.asarray(features, np.float64)
+    y = np.asarray(labels, np.float64)
+    if x.ndim != 2 or x.shape[1] != len(FEATURES) or len(x) != len(y):
+        raise ValueError(f"expected (n, {len(FEATURES)}) features and n labels, got {x.shape} and {y.shape}")
+    positives = int(y.sum())
+    if positives == 0 or positives == len(y):
+        raise ValueError("need both answered and dismissed mentions to learn from")
+    weight = np.where(y == 1, len(y) / (2 * positives), len(y) / (2 * (len(y) - positives)))
+    a = np.hstack([np.ones((len(x), 1)), x])
+    penalty = np.full(a.shape[1], l2)
+    penalty[0] = 0.0
+    beta = np.zeros(a.shape[1])
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a @ beta, -40, 40)))
+        gradient = a.T @ (weight * (p - y)) + penalty * beta
+        hessian = (a * (weight * p * (1 - p))[:, None]).T @ a + np.diag(penalty) + 1e-9 * np.eye(a.shape[1])
+        step = np.linalg.solve(hessian, gradient)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return ComplaintModel(tuple(float(b) for b in beta[1:]), float(beta[0]), dict(meta or {}))
+
+
+def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
+    """The probability that a random positive scores above a random negative (ties count half)."""
+    y = np.asarray(labels, np.int64)
+    s = np.asarray(scores, np.float64)
+    pos, neg = s[y == 1], s[y == 0]
+    if not len(pos) or not len(neg):
+        raise ValueError("ROC AUC needs both classes")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[y == 1].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))

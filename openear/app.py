@@ -261,6 +261,7 @@ class OpenEar:
                 """Retrain from the corrections; a model that passes the gate is used from the next poll on."""
                 from pathlib import Path
 
+                from responders.learning import learn_complaint
                 from responders.learning import retrain as retrain_from_corrections
 
                 with NamedLocks(self.engine).hold("classifier_retrain") as mine:
@@ -268,8 +269,10 @@ class OpenEar:
                         return
                     outcome = retrain_from_corrections(self.sessions, Path(str(retrain.data)), now=self.clock(),
                                                        min_corrections=retrain.min_corrections)
-                log.info("classifier retrain: %s", outcome.message)
-                if outcome.switched:
+                    log.info("classifier retrain: %s", outcome.message)
+                    complaint = learn_complaint(self.sessions, now=self.clock())
+                    log.info("classifier retrain: %s", complaint.message)
+                if outcome.switched or complaint.switched:
                     with self._lock:
                         self._classifier = None  # rebuilt (with the new version) on the next classification
 
@@ -332,7 +335,8 @@ class _LazyClassifier:
         both = getattr(classifier, "probabilities_and_vectors", None)
         if callable(both):  # the default without prior adaptation
             probs, vectors = both(texts)
-            return [make_result(t, p) for t, p in zip(texts, probs, strict=True)], probs, vectors
+            complaint = getattr(classifier, "complaint_model", None)
+            return [make_result(t, p, complaint) for t, p in zip(texts, probs, strict=True)], probs, vectors
         results, raw = self.classify_with_raw(texts, brands)
         return results, raw, None
 

@@ -142,7 +142,8 @@ class BrandAdaptation:
                     window.add(raw[index])
                     shift = self._refit(window)
                 adapted[index] = shift.apply(raw[index])
-        return [make_result(t, p) for t, p in zip(texts, adapted.tolist(), strict=True)], raw, vectors
+        complaint = getattr(self.classifier, "complaint_model", None)
+        return [make_result(t, p, complaint) for t, p in zip(texts, adapted.tolist(), strict=True)], raw, vectors
 
     # ------------------------------------------------------------------ internals (lock held)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from models.complaint import complaint_model_in
 from models.sentiment.errors import ClassifierError, UnmappableLabels
 from models.sentiment.head import Head
 from models.sentiment.lexicon import LexiconClassifier
@@ -153,6 +154,10 @@ class EmbeddingClassifier:
 
             head_path = active_head_path()
         self.head = Head.load(head_path)
+        try:  # learned from the team's answered / dismissed mentions, if this version has one
+            self.complaint_model = complaint_model_in(head_path.parent)
+        except ValueError as exc:
+            raise ClassifierError(str(exc)) from exc
         # every head this project trains weights the classes alike (v1's too): a uniform prior
         self.train_prior = np.asarray(self.head.meta.get("train_prior", UNIFORM), np.float64)
         mode = mode or str(self.head.meta.get("inference_mode", self.head.meta.get("encoder_mode", "fp32")))
@@ -182,7 +187,8 @@ class EmbeddingClassifier:
         return self.probabilities_and_vectors(texts)[0]
 
     def classify(self, texts: list[str]) -> list[SentimentResult]:
-        return [make_result(t, p) for t, p in zip(texts, self.probabilities(texts), strict=True)]
+        return [make_result(t, p, self.complaint_model)
+                for t, p in zip(texts, self.probabilities(texts), strict=True)]
 
 
 # ----------------------------------------------------------------------------- the factory

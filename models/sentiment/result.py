@@ -53,8 +53,13 @@ def normalize_text(text: str) -> str:
     return _URL.sub("http", _HANDLE.sub("@user", text))
 
 
-def make_result(text: str, probs: Sequence[float]) -> SentimentResult:
-    """A result from three probabilities (renormalized to sum 1); ties go to neutral."""
+class ComplaintScorer(Protocol):
+    def score(self, text: str, negative: float, positive: float) -> float: ...
+
+
+def make_result(text: str, probs: Sequence[float], complaint: ComplaintScorer | None = None) -> SentimentResult:
+    """A result from three probabilities (renormalized to sum 1); ties go to neutral. `complaint`: a learned
+    complaint model (models/complaint.py ComplaintModel); None: the formula."""
     p = np.clip(np.asarray(probs, np.float64), 0.0, None)
     total = p.sum()
     p = p / total if total > 0 else np.array([0.0, 1.0, 0.0])
@@ -62,4 +67,5 @@ def make_result(text: str, probs: Sequence[float]) -> SentimentResult:
     if p[1] == p[best]:
         best = 1
     neg, neu, pos = (float(v) for v in p)
-    return SentimentResult(LABELS[best], neg, neu, pos, complaint_score(text, neg, pos))
+    score = complaint.score(text, neg, pos) if complaint is not None else complaint_score(text, neg, pos)
+    return SentimentResult(LABELS[best], neg, neu, pos, score)

@@ -5,7 +5,9 @@ live under `<data dir>/classifiers/<version>/` (encoder_adapter.safetensors + se
 `<data dir>/classifiers/active.json` names the active version and the one before it. `model: default`
 loads the active version (`active_head_path`). A candidate replaces the active model only if the
 gate passes: no worse on every shared validation set and on the held-back slice of the team's
-corrections (`gate`). `rollback` makes the previous version active again.
+corrections (`gate`). `rollback` makes the previous version active again. A learned complaint model
+(`complaint.json`, models/complaint.py) belongs to a version too: `with_complaint_model` makes a new
+version of the active model's files plus one, and a sentiment retrain keeps the active one's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.complaint import COMPLAINT_FILE, ComplaintModel, complaint_model_in
 from models.sentiment.active import (
     SHIPPED,
     active_head_path,
@@ -30,8 +33,25 @@ from models.sentiment.errors import ClassifierError
 from models.sentiment.finetune import Corpus, FineTuned, Progress, fine_tune, load_corpora
 from models.sentiment.head import HEAD_PATH, Head
 
-__all__ = ["HEAD_PATH", "SHIPPED", "ClassifierError", "Head", "activate", "active_head_path", "evaluate", "gate",
-           "head_path_of", "read_active", "rollback", "save_version", "train_version", "versions_dir"]
+__all__ = [
+    "HEAD_PATH",
+    "SHIPPED",
+    "ClassifierError",
+    "Head",
+    "activate",
+    "active_complaint_model",
+    "active_head_path",
+    "evaluate",
+    "gate",
+    "head_path_of",
+    "keep_complaint_model",
+    "read_active",
+    "rollback",
+    "save_version",
+    "train_version",
+    "versions_dir",
+    "with_complaint_model",
+]
 from models.sentiment.result import LABELS
 
 GATE_METRIC = {"tweeteval/val": "macro_recall"}
@@ -142,8 +162,41 @@ def gate(candidate: Path, current: Path, sets: Sequence[Corpus], held_back: Corp
     return result
 
 
+def active_complaint_model() -> ComplaintModel | None:
+    """The active version's learned complaint model, or None (it scores with the formula)."""
+    return complaint_model_in(active_head_path().parent)
+
+
+def keep_complaint_model(directory: Path) -> None:
+    """Copy the active version's learned complaint model (if any) into a new version's `directory`."""
+    source = active_head_path().parent / COMPLAINT_FILE
+    if source.is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, directory / COMPLAINT_FILE)
+
+
+def with_complaint_model(model: ComplaintModel, version: str | None = None) -> str:
+    """A new (not yet active) version: the active version's adapter and head plus `model`."""
+    source = active_head_path().parent
+    version = version or new_version_name()
+    directory = versions_dir() / version
+    directory.mkdir(parents=True, exist_ok=False)
+    for name in (ADAPTER_PATH.name, ADAPTER_PATH.with_suffix(".json").name, HEAD_PATH.name,
+                 HEAD_PATH.with_suffix(".json").name):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, directory / name)
+    model.save(directory / COMPLAINT_FILE)
+    return version
+
+
 def new_version_name() -> str:
-    return time.strftime("v%Y%m%d-%H%M%S", time.gmtime())
+    """v<UTC date>-<time>, with a suffix if that directory exists (two versions in one second)."""
+    base = time.strftime("v%Y%m%d-%H%M%S", time.gmtime())
+    name, n = base, 1
+    while (versions_dir() / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
 
 
 def discard(version: str) -> None:

@@ -152,8 +152,9 @@ def register(app: typer.Typer) -> None:
             adapted = shift.apply(raw)
             for start in range(0, len(records), 256):
                 chunk = records[start:start + 256]
-                _write(out, chunk, [make_result(t, p) for t, p in zip(texts[start:start + 256],
-                                                                      adapted[start:start + 256], strict=True)])
+                _write(out, chunk, [make_result(t, p, getattr(clf, "complaint_model", None))
+                                    for t, p in zip(texts[start:start + 256], adapted[start:start + 256],
+                                                    strict=True)])
 
     @app.command("eval-classifier")
     def eval_classifier(
@@ -194,8 +195,13 @@ def register(app: typer.Typer) -> None:
                                                                      "inputs from its last checkpoint."),
         from_corrections: bool = typer.Option(
             False, "--from-corrections", help="Retrain the active model on the team's sentiment corrections (the "
-                                              "database of --config), gate it and switch only if it is no worse."),
+                                              "database of --config), and the complaint score on which mentions "
+                                              "the team answered or dismissed; gate each and switch only if it is "
+                                              "no worse."),
         min_corrections: int = typer.Option(50, "--min-corrections", min=1),
+        min_outcomes: int = typer.Option(20, "--min-outcomes", min=2,
+                                         help="With --from-corrections: answered and dismissed mentions (each) "
+                                              "the complaint score needs to learn from."),
         frozen_encoder: bool = typer.Option(False, "--frozen-encoder", help="Only the head, on frozen embeddings "
                                                                             "(the first-round model)."),
         extra: list[Path] = typer.Option([], "--extra", exists=True, dir_okay=False,
@@ -210,6 +216,7 @@ def register(app: typer.Typer) -> None:
         with _progress() as progress:
             if from_corrections:
                 _retrain_from_corrections(ctx, console, data, min_corrections, progress, seed)
+                _learn_complaint(ctx, console, min_outcomes)
                 return
             from models.sentiment.adapter import ADAPTER_PATH
             from models.sentiment.versions import train_version
@@ -247,7 +254,7 @@ def register(app: typer.Typer) -> None:
 
         state = versions.rollback()
         if ctx.obj is not None:  # audited in the configured database, when there is one
-            with contextlib.suppress(OpenEarError), ctx.obj.app.sessions.begin() as session:
+            with contextlib.suppress(OpenEarError), ctx.obj.app().sessions.begin() as session:
                 record_rollback(session, state, now=utcnow(), user_id=None)
         Console().print(f"active classifier: {state['active']} (was {state['previous']})")
 
@@ -307,7 +314,7 @@ def _retrain_from_corrections(ctx: typer.Context, console: Console, data: Path, 
     from models.orm import utcnow
     from responders.learning import retrain
 
-    app_ = ctx.obj.app
+    app_ = ctx.obj.app()
     outcome = retrain(app_.sessions, data, now=utcnow(), min_corrections=min_corrections, progress=progress,
                       seed=seed)
     table = Table(title=f"gate: {outcome.trained_on} corrections trained on, {outcome.held_back} held back")
@@ -318,3 +325,15 @@ def _retrain_from_corrections(ctx: typer.Context, console: Console, data: Path, 
     if outcome.gate_rows:
         console.print(table)
     console.print(outcome.message + (f"; now active: {outcome.version}" if outcome.switched else ""))
+
+
+def _learn_complaint(ctx: typer.Context, console: Console, min_outcomes: int) -> None:
+    from models.orm import utcnow
+    from responders.learning import learn_complaint
+
+    outcome = learn_complaint(ctx.obj.app().sessions, now=utcnow(), min_per_class=min_outcomes)
+    for r in outcome.gate_rows:
+        console.print(f"gate: {r['set']} ({r['n']}) {r['metric']} current {r['current']:.4f}, "
+                      f"candidate {r['candidate']:.4f}: {'ok' if r['ok'] else 'WORSE'}", highlight=False)
+    console.print(outcome.message + (f"; now active: {outcome.version}" if outcome.switched else ""),
+                  highlight=False)

@@ -128,3 +128,41 @@ def test_db_upgrade_on_a_dead_database_says_what_to_check(env: Path) -> None:
     assert result.exit_code == 2
     assert "cannot reach the database" in result.output
     assert "pw-secret-1" not in result.output
+
+
+def test_train_classifier_from_corrections_learns_the_complaint_score(env: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """No sentiment corrections (nothing retrained), but enough answered/dismissed mentions: the complaint
+    score is learned, gated and switched; a second run without new outcomes learns nothing."""
+    from models.db import make_engine, session_factory
+    from models.sentiment import versions
+    from tests.responders.test_learning import outcomes
+
+    monkeypatch.setenv("OPENEAR_DATA_DIR", str(env / "data"))
+    config = env / "config.yaml"
+    assert runner.invoke(app, ["--config", str(config), "init"]).exit_code == 0
+    engine = make_engine(f"sqlite:///{env / 'cli.db'}")
+    with session_factory(engine).begin() as session:
+        outcomes(session, 120, lambda _m, question: question)
+    engine.dispose()
+    (env / "datasets").mkdir()
+    args = ["--config", str(config), "train-classifier", "--data", str(env / "datasets"), "--from-corrections",
+            "--min-outcomes", "20"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "fewer than the 50 needed" in result.output and "now active" in result.output
+    assert versions.active_complaint_model() is not None
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "no new answered or dismissed mentions" in again.output, again.output
+    rolled = runner.invoke(app, ["--config", str(config), "classifier", "rollback"])
+    assert rolled.exit_code == 0 and "active classifier: shipped" in rolled.output, rolled.output
+    assert versions.active_complaint_model() is None
+    from sqlalchemy import select
+
+    from models.orm import AuditEvent
+
+    engine = make_engine(f"sqlite:///{env / 'cli.db'}")
+    with session_factory(engine)() as session:
+        assert [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))] == [
+            "classifier_switch", "classifier_rollback"]
+    engine.dispose()
