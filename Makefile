@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/queue.py --size 100000
 	$(BIN)/python bench/soak.py --minutes 2
 	$(BIN)/python bench/login_flood.py
+	$(BIN)/python bench/suggest.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
