@@ -9,7 +9,7 @@ Configurations (each in its own subprocess, so that peak RSS is per configuratio
                 mean pooling + the same head (how one would call the model without our batching)
 Texts are synthetic tweet-length English and German brand mentions (see `synthetic_texts`).
 
-    .venv/bin/python bench/classify.py [--n 512] [--threads 2]
+    .venv/bin/python bench/classify.py [--n 512] [--threads 2] [--head DIR/sentiment_head.safetensors]
 
 Prints a table and writes bench/results/classify.json.
 """
@@ -119,7 +119,7 @@ def _naive(n_texts: int) -> Any:
     return Naive()
 
 
-def worker(config: str, n: int, threads: int) -> dict[str, Any]:
+def worker(config: str, n: int, threads: int, head: str | None = None) -> dict[str, Any]:
     """Measure one configuration in this process; returns a JSON-able dict."""
     import torch
 
@@ -130,7 +130,8 @@ def worker(config: str, n: int, threads: int) -> dict[str, Any]:
     if config == "naive":
         clf = _naive(n)
     else:
-        clf = EmbeddingClassifier(mode=config.removeprefix("default-"), batch_size=128)
+        clf = EmbeddingClassifier(head_path=Path(head) if head else None, mode=config.removeprefix("default-"),
+                                  batch_size=128)
     clf.classify(["warm up: loading the model"])
     load_s = time.perf_counter() - start
     result: dict[str, Any] = {"config": config, "load_s": round(load_s, 2), "throughput": {}}
@@ -157,15 +158,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=512, help="texts per language and batch size")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--head", help="a trained head file (e.g. a student's sentiment_head.safetensors); "
+                                       "default: the active model")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.n, args.threads)))
+        print(json.dumps(worker(args.worker, args.n, args.threads, args.head)))
         return
     rows = []
     for config in args.configs.split(","):
         cmd = [sys.executable, __file__, "--worker", config, "--n", str(args.n),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), *(["--head", args.head] if args.head else [])]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
         if proc.returncode != 0:
             print(f"{config} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
@@ -187,7 +190,8 @@ def main() -> None:
     Console(width=160).print(table)
     print(f"`default` runs the {resolve_mode('auto')} encoder on this CPU (native bf16: {native_bf16()})")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"threads": args.threads, "n": args.n, "cpus": os.cpu_count(), "python": platform.python_version(),
+    meta = {"head": args.head, "threads": args.threads, "n": args.n, "cpus": os.cpu_count(),
+            "python": platform.python_version(),
             "native_bf16": native_bf16(), "default_mode": resolve_mode("auto")}
     RESULTS.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n", encoding="utf-8")
     print(f"written {RESULTS.relative_to(ROOT)}")

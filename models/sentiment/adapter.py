@@ -129,6 +129,16 @@ def load_adapter(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return load_file(str(path)), meta
 
 
+def truncate_layers(model: Any, layers: int) -> None:
+    """Keep only the lower `layers` encoder layers of `model` (in place)."""
+    total = len(model.encoder.layer)
+    if not 1 <= layers <= total:
+        raise ClassifierError(f"the adapter wants {layers} encoder layers; the encoder has {total}")
+    if layers < total:
+        model.encoder.layer = model.encoder.layer[:layers]
+        model.config.num_hidden_layers = layers
+
+
 def merge_adapter(model: Any, path: Path, expected_sha256: str | None = None) -> None:
     """Add the adapter's deltas to `model`'s weights in place (any float dtype) and set its norms."""
     if expected_sha256 is not None:
@@ -138,6 +148,8 @@ def merge_adapter(model: Any, path: Path, expected_sha256: str | None = None) ->
                                   f"head expects {expected_sha256[:12]}); reinstall openear or retrain both "
                                   "with `openear train-classifier`")
     tensors, meta = load_adapter(path)
+    if meta.get("layers"):  # a shallower model: the encoder's lower `layers` layers only
+        truncate_layers(model, int(meta["layers"]))
     scale = float(meta.get("alpha", 16)) / float(meta.get("rank", 8))
     layers = model.encoder.layer
     with torch.no_grad():

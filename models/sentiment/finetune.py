@@ -209,6 +209,12 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
     path = ensure_encoder()
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     model = BertModel.from_pretrained(str(path), add_pooling_layer=False, dtype=torch.float32).eval()
+    if cfg.get("layers"):  # a shallower student: only the lower `layers` layers (frozen ones included)
+        from models.sentiment.adapter import truncate_layers
+
+        truncate_layers(model, int(cfg["layers"]))
+        if frozen >= int(cfg["layers"]):
+            raise ClassifierError(f"frozen_layers {frozen} leaves nothing to train in {cfg['layers']} layers")
     salt = ""
     if init is not None:  # the starting point; its adapter must cover exactly the layers trained now
         from models.sentiment.adapter import load_adapter
@@ -216,7 +222,9 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
         started_at = load_adapter(init[0])[1].get("frozen_layers", frozen)
         if int(started_at) != frozen:
             raise ClassifierError(f"the active model's adapter starts at layer {started_at}, this run at {frozen}")
-        merge_adapter(model, init[0])
+        merge_adapter(model, init[0])  # truncates the model to the adapter's `layers`, if it has them
+        if load_adapter(init[0])[1].get("layers"):
+            cfg["layers"] = int(load_adapter(init[0])[1]["layers"])
         salt = sha256_file(init[0])
     states = [lower_states(c, model, tokenizer, frozen, max_tokens, progress, salt=salt) for c in corpora]
     index = [(ci, i) for ci, s in enumerate(states) for i in range(len(s))]

@@ -88,9 +88,11 @@ def save_version(trained: FineTuned, directory: Path, validation: dict[str, Any]
     """Write adapter + head into `directory`; returns the head's path."""
     cfg = trained.meta["config"]
     adapter_path = directory / ADAPTER_PATH.name
-    sha = save_adapter(trained.adapter, {"rank": trained.meta["adapter_rank"], "alpha": trained.meta["adapter_alpha"],
-                                         "frozen_layers": cfg["frozen_layers"], "run": trained.meta["run"]},
-                       adapter_path)
+    adapter_meta = {"rank": trained.meta["adapter_rank"], "alpha": trained.meta["adapter_alpha"],
+                    "frozen_layers": cfg["frozen_layers"], "run": trained.meta["run"]}
+    if cfg.get("layers"):
+        adapter_meta["layers"] = int(cfg["layers"])
+    sha = save_adapter(trained.adapter, adapter_meta, adapter_path)
     head = Head("mlp", trained.head, {
         **trained.meta, "labels": list(LABELS), "inference_mode": "auto", "train_prior": [1 / 3] * 3,
         "encoder": "multilingual-e5-small-q4 + LoRA adapter",

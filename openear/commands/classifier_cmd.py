@@ -191,6 +191,10 @@ def register(app: typer.Typer) -> None:
                                         help="Write adapter + head into this dir (default: the shipped assets)."),
         seed: int = typer.Option(0, "--seed"),
         epochs: float | None = typer.Option(None, "--epochs", min=0.0001, help="Passes over the data (default 1)."),
+        layers: int | None = typer.Option(None, "--layers", min=1, max=12,
+                                          help="A shallower, faster model: keep only the encoder's lower N layers."),
+        frozen_layers: int | None = typer.Option(None, "--frozen-layers", min=0, max=11,
+                                                 help="Layers kept frozen below the LoRA-tuned ones (default 8)."),
         resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted run with the same "
                                                                      "inputs from its last checkpoint."),
         from_corrections: bool = typer.Option(
@@ -222,7 +226,9 @@ def register(app: typer.Typer) -> None:
             from models.sentiment.versions import train_version
 
             target = out or ADAPTER_PATH.parent
-            head_path = train_version(data, target, seed=seed, config={"epochs": epochs} if epochs else None,
+            overrides = {k: v for k, v in (("epochs", epochs), ("layers", layers), ("frozen_layers", frozen_layers))
+                         if v is not None}
+            head_path = train_version(data, target, seed=seed, config=overrides or None,
                                       progress=progress, resume=resume, modes=("fp32", "int8"))
         from models.sentiment.head import Head
 

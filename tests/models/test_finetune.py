@@ -168,3 +168,28 @@ def test_gate_refuses_a_worse_model(own_data_dir: Path, corpora: Path, tmp_path:
     assert not refused.passed and "worse on tiny/val" in refused.summary()
     same = versions.gate(good, good, val, None)
     assert same.passed
+
+
+def test_a_shallower_student_trains_loads_and_retrains_with_its_depth(own_data_dir: Path, corpora: Path) -> None:
+    """`layers`: only the encoder's lower layers are kept; the adapter says so and every load truncates."""
+    from models.sentiment.adapter import ADAPTER_PATH, load_adapter
+    from models.sentiment.classifier import EmbeddingClassifier
+
+    student = dict(TINY, layers=11, frozen_layers=9)
+    head = versions.train_version(corpora, versions.versions_dir() / "s", seed=0, config=student, resume=False)
+    adapter_path = head.parent / ADAPTER_PATH.name
+    tensors, meta = load_adapter(adapter_path)
+    assert meta["layers"] == 11 and {name.split(".")[0] for name in tensors} == {"9", "10"}
+    clf = EmbeddingClassifier(head_path=head, mode="fp32")
+    text = ["Der Zug ist schon wieder ausgefallen"]
+    probs = clf.probabilities(text)
+    model = clf.encoder._model
+    assert model is not None and len(model.encoder.layer) == 11 and model.config.num_hidden_layers == 11
+    full = EmbeddingClassifier(head_path=versions.HEAD_PATH, mode="fp32")
+    full.probabilities(text)
+    assert full.encoder._model is not None and len(full.encoder._model.encoder.layer) == 12
+    # continued training from the student (the corrections retrain) keeps its depth
+    again = fine_tune(_tiny_corpus(corpora), seed=0, config=dict(TINY, frozen_layers=9), resume=False,
+                      init=(adapter_path, head))
+    assert again.meta["config"]["layers"] == 11
+    assert np.allclose(probs, EmbeddingClassifier(head_path=head, mode="fp32").probabilities(text))
