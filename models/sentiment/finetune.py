@@ -219,12 +219,13 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
     if init is not None:  # the starting point; its adapter must cover exactly the layers trained now
         from models.sentiment.adapter import load_adapter
 
-        started_at = load_adapter(init[0])[1].get("frozen_layers", frozen)
+        init_meta = load_adapter(init[0])[1]
+        started_at = init_meta.get("frozen_layers", frozen)
         if int(started_at) != frozen:
             raise ClassifierError(f"the active model's adapter starts at layer {started_at}, this run at {frozen}")
         merge_adapter(model, init[0])  # truncates the model to the adapter's `layers`, if it has them
-        if load_adapter(init[0])[1].get("layers"):
-            cfg["layers"] = int(load_adapter(init[0])[1]["layers"])
+        if init_meta.get("layers"):
+            cfg["layers"] = int(init_meta["layers"])
         salt = sha256_file(init[0])
     states = [lower_states(c, model, tokenizer, frozen, max_tokens, progress, salt=salt) for c in corpora]
     index = [(ci, i) for ci, s in enumerate(states) for i in range(len(s))]
