@@ -36,8 +36,10 @@ from models.sentiment.training import read_tsv
 FINETUNE_CONFIG: dict[str, Any] = {
     "frozen_layers": 8, "rank": 8, "alpha": 16.0, "lora_dropout": 0.1, "lr": 1e-3, "head_lr": 2e-3,
     "weight_decay": 0.01, "batch": 32, "epochs": 1.0, "warmup": 0.06, "max_tokens": 128, "hidden": 256,
-    "dropout": 0.2, "small_set_alpha": 0.5, "checkpoint_every": 100,
+    "dropout": 0.2, "small_set_alpha": 0.5, "checkpoint_every": 100, "distil": 0.0, "temperature": 2.0,
 }
+"""`distil` > 0 mixes in distillation: the loss is (1 - distil) * cross-entropy on the labels +
+distil * T^2 * KL(teacher || student) at temperature T, on every corpus's `soft` posteriors."""
 SUPERSEDED = {"sb10k_de": "sb10k_de_full"}
 """corpus -> the fuller corpus that contains it: the smaller one is not trained on when both exist."""
 DEV_SLICES = {"sb10k_de_full": 0.15}
@@ -66,6 +68,8 @@ class Corpus:
     texts: list[str]
     labels: np.ndarray
     weight: float = 1.0
+    soft: np.ndarray | None = None
+    """a teacher model's posteriors (n, 3) for distillation, or None."""
 
 
 def load_corpora(data: Path) -> tuple[list[Corpus], list[Corpus]]:
@@ -178,6 +182,21 @@ def _head_net(dim: int, hidden: int, dropout: float) -> Any:
                                torch.nn.Dropout(dropout), torch.nn.Linear(hidden, 3))
 
 
+def _teacher_targets(corpora: Sequence[Corpus], temperature: float) -> tuple[Any, str]:
+    """The teacher's posteriors softened by `temperature`, and a key naming them."""
+    import torch
+
+    missing = [c.name for c in corpora if c.soft is None or len(c.soft) != len(c.texts)]
+    if missing:
+        raise ClassifierError(f"distillation needs a teacher's posteriors for every corpus; missing: {missing}")
+    soft = np.concatenate([np.asarray(c.soft, np.float64) for c in corpora])
+    logits = np.log(np.clip(soft, 1e-12, None)) / temperature
+    tempered = np.exp(logits - logits.max(1, keepdims=True))
+    tempered /= tempered.sum(1, keepdims=True)
+    key = "-distil-" + hashlib.sha256(soft.astype(np.float32).tobytes()).hexdigest()[:8]
+    return torch.from_numpy(tempered.astype(np.float32)), key
+
+
 def run_key(corpora: Sequence[Corpus], cfg: dict[str, Any], seed: int) -> str:
     parts = [WEIGHTS_SHA256, str(seed), repr(sorted(cfg.items()))]
     parts += [f"{c.name}:{sha256_file(c.path)}:{len(c.texts)}:{c.weight:.6f}" for c in corpora]
@@ -231,6 +250,8 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
     index = [(ci, i) for ci, s in enumerate(states) for i in range(len(s))]
     labels = torch.from_numpy(np.concatenate([c.labels for c in corpora]))
     weights = torch.from_numpy(sample_weights(corpora))
+    distil, temperature = float(cfg["distil"]), float(cfg["temperature"])
+    teacher, teacher_key = _teacher_targets(corpora, temperature) if distil > 0 else (None, "")
 
     torch.manual_seed(seed)
     trainable = attach_lora(model, frozen, int(cfg["rank"]), float(cfg["alpha"]), float(cfg["lora_dropout"]),
@@ -280,7 +301,7 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)) if s >= warm
         else (s + 1) / warm)
-    key = run_key(corpora, cfg, seed) + ("-init" if init else "")
+    key = run_key(corpora, cfg, seed) + ("-init" if init else "") + teacher_key
     checkpoint = data_dir() / "finetune-runs" / key / "checkpoint.pt"
     step = 0
     if resume and checkpoint.is_file():
@@ -299,7 +320,12 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
         rows = order[step * batch:(step + 1) * batch].tolist()
         logits = net((forward(rows) - mean) / scale)
         target, w = labels[rows], weights[rows]
-        loss = (torch.nn.functional.cross_entropy(logits, target, reduction="none") * w).sum() / w.sum()
+        per_text = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+        if teacher is not None:
+            soft = teacher[rows]
+            kl = (soft * (soft.clamp_min(1e-12).log() - torch.log_softmax(logits / temperature, -1))).sum(-1)
+            per_text = (1 - distil) * per_text + distil * temperature ** 2 * kl
+        loss = (per_text * w).sum() / w.sum()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable + list(net.parameters()), 1.0)
@@ -323,6 +349,7 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
             "w1": lin1.weight.detach().numpy().copy(), "b1": lin1.bias.detach().numpy().copy(),
             "w2": lin2.weight.detach().numpy().copy(), "b2": lin2.bias.detach().numpy().copy()}
     meta = {"config": cfg, "seed": seed, "steps": steps, "run": key, "init": bool(init),
+            "distilled": bool(teacher_key),
             "train_files": {c.name: {"sha256": sha256_file(c.path), "n": len(c.texts), "weight": c.weight,
                                      "mix": np.bincount(c.labels, minlength=3).tolist()} for c in corpora}}
     adapter = adapter_tensors(model, frozen)

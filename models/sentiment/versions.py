@@ -12,12 +12,15 @@ version of the active model's files plus one, and a sentiment retrain keeps the 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from models.complaint import COMPLAINT_FILE, ComplaintModel, complaint_model_in
 from models.sentiment.active import (
@@ -29,6 +32,7 @@ from models.sentiment.active import (
     write_active,
 )
 from models.sentiment.adapter import ADAPTER_PATH, save_adapter
+from models.sentiment.encoder_build import sha256_file
 from models.sentiment.errors import ClassifierError
 from models.sentiment.finetune import Corpus, FineTuned, Progress, fine_tune, load_corpora
 from models.sentiment.head import HEAD_PATH, Head
@@ -48,6 +52,7 @@ __all__ = [
     "read_active",
     "rollback",
     "save_version",
+    "teacher_probabilities",
     "train_version",
     "versions_dir",
     "with_complaint_model",
@@ -119,12 +124,47 @@ def evaluate(head_path: Path, sets: Sequence[Corpus], modes: Sequence[str] = ("f
     return out
 
 
+def teacher_probabilities(teacher: Path, corpus: Corpus, progress: Progress | None = None,
+                          mode: str = "fp32", batch: int = 256) -> np.ndarray:
+    """The posteriors of the model at head path `teacher` on `corpus` (cached under the data dir)."""
+    from models.sentiment.classifier import EmbeddingClassifier
+    from models.sentiment.encoder_build import data_dir
+
+    clf = EmbeddingClassifier(head_path=teacher, batch_size=64, mode=mode)
+    key = hashlib.sha256("\n".join([sha256_file(teacher), clf.encoder.adapter_sha256 or "-", mode,
+                                     *corpus.texts]).encode()).hexdigest()[:24]
+    cache = data_dir() / "teacher-cache" / f"{key}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    probs = np.zeros((len(corpus.texts), 3), np.float32)
+    for start in range(0, len(corpus.texts), batch):
+        probs[start:start + batch] = clf.probabilities(corpus.texts[start:start + batch])
+        if progress:
+            progress("teacher", min(start + batch, len(corpus.texts)), len(corpus.texts), {})
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npy")
+    np.save(tmp, probs)
+    tmp.replace(cache)
+    return probs
+
+
 def train_version(data: Path, directory: Path, seed: int = 0, config: dict[str, Any] | None = None,
                   extra: Sequence[Corpus] = (), progress: Progress | None = None, resume: bool = True,
-                  init: tuple[Path, Path] | None = None, modes: Sequence[str] = ("fp32",)) -> Path:
-    """Fine-tune on `data` (+ `extra` corpora), save into `directory`, validate; returns the head path."""
+                  init: tuple[Path, Path] | None = None, modes: Sequence[str] = ("fp32",),
+                  teacher: Path | None = None) -> Path:
+    """Fine-tune on `data` (+ `extra` corpora), save into `directory`, validate; returns the head path.
+
+    `teacher` (a head path) distils: the student also learns that model's posteriors on every
+    training text (`distil` in the config, 0.5 unless given)."""
     train, val = load_corpora(data)
-    trained = fine_tune([*train, *extra], seed=seed, config=config, progress=progress, resume=resume, init=init)
+    corpora = [*train, *extra]
+    if teacher is not None:
+        for c in corpora:
+            c.soft = teacher_probabilities(teacher, c, progress)
+        config = {"distil": 0.5, **(config or {})}
+    trained = fine_tune(corpora, seed=seed, config=config, progress=progress, resume=resume, init=init)
+    if teacher is not None:
+        trained.meta["teacher"] = {"head_sha256": sha256_file(teacher), "mode": "fp32"}
     head_path = save_version(trained, directory)
     head = Head.load(head_path)
     head.meta["validation"] = evaluate(head_path, val, modes)

@@ -195,6 +195,11 @@ def register(app: typer.Typer) -> None:
                                           help="A shallower, faster model: keep only the encoder's lower N layers."),
         frozen_layers: int | None = typer.Option(None, "--frozen-layers", min=0, max=11,
                                                  help="Layers kept frozen below the LoRA-tuned ones (default 8)."),
+        teacher: str | None = typer.Option(None, "--teacher",
+                                           help='Distil from this model: "active", a trained dir or its head file.'),
+        distil: float | None = typer.Option(None, "--distil", min=0.0, max=1.0,
+                                            help="With --teacher: weight of the teacher's posteriors in the loss "
+                                                 "(default 0.5)."),
         resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted run with the same "
                                                                      "inputs from its last checkpoint."),
         from_corrections: bool = typer.Option(
@@ -226,10 +231,10 @@ def register(app: typer.Typer) -> None:
             from models.sentiment.versions import train_version
 
             target = out or ADAPTER_PATH.parent
-            overrides = {k: v for k, v in (("epochs", epochs), ("layers", layers), ("frozen_layers", frozen_layers))
-                         if v is not None}
-            head_path = train_version(data, target, seed=seed, config=overrides or None,
-                                      progress=progress, resume=resume, modes=("fp32", "int8"))
+            options = (("epochs", epochs), ("layers", layers), ("frozen_layers", frozen_layers), ("distil", distil))
+            overrides = {k: v for k, v in options if v is not None}
+            head_path = train_version(data, target, seed=seed, config=overrides or None, progress=progress,
+                                      resume=resume, modes=("fp32", "int8"), teacher=_teacher_head(teacher))
         from models.sentiment.head import Head
 
         for name, sc in dict(Head.load(head_path).meta.get("validation", {})).items():  # type: ignore[call-overload]
@@ -265,8 +270,28 @@ def register(app: typer.Typer) -> None:
         Console().print(f"active classifier: {state['active']} (was {state['previous']})")
 
 
+def _teacher_head(teacher: str | None) -> Path | None:
+    """--teacher: "active", a directory holding a trained version, or a head file."""
+    from models.sentiment.head import HEAD_PATH
+    from models.sentiment.versions import active_head_path
+
+    if teacher is None:
+        return None
+    path = active_head_path() if teacher == "active" else Path(teacher)
+    if path.is_dir():
+        path = path / HEAD_PATH.name
+    if not path.is_file():
+        raise typer.BadParameter(f"no trained model at {path}: give 'active', a train-classifier --out dir "
+                                 "or its head file", param_hint="--teacher")
+    return path
+
+
+PHASES = {"teacher": "teacher posteriors", "cache": "caching frozen layers", "train": "fine-tuning"}
+"""progress phase -> what the bar says."""
+
+
 class _RichProgress:
-    """Rich progress bars with ETA for the two phases of fine-tuning."""
+    """Rich progress bars with ETA for the phases of fine-tuning (PHASES)."""
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -280,15 +305,13 @@ class _RichProgress:
     def __call__(self, phase: str, done: int, total: int, info: dict[str, float]) -> None:
         key = f"{phase}:{total}"
         if key not in self.tasks:
-            label = "caching frozen layers" if phase == "cache" else "fine-tuning"
-            self.tasks[key] = self.bars.add_task(label, total=total, info="")
+            self.tasks[key] = self.bars.add_task(PHASES.get(phase, phase), total=total, info="")
         text = "  ".join(f"{k} {v:.3f}" if k == "loss" else f"{k.replace('_', ' ')} {v:.0f}"
                          for k, v in info.items() if k != "corpus")
         self.bars.update(self.tasks[key], completed=done, info=text)
         if not _err.is_terminal and (time.monotonic() - self._logged > 30 or done == total):  # e.g. a log file
             self._logged = time.monotonic()
-            _err.print(f"{'caching frozen layers' if phase == 'cache' else 'fine-tuning'}: {done}/{total} {text}",
-                       highlight=False)
+            _err.print(f"{PHASES.get(phase, phase)}: {done}/{total} {text}", highlight=False)
 
 
 @contextlib.contextmanager

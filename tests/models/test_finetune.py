@@ -193,3 +193,61 @@ def test_a_shallower_student_trains_loads_and_retrains_with_its_depth(own_data_d
                       init=(adapter_path, head))
     assert again.meta["config"]["layers"] == 11
     assert np.allclose(probs, EmbeddingClassifier(head_path=head, mode="fp32").probabilities(text))
+
+
+def _flipped_teacher(corpus: Corpus) -> np.ndarray:
+    """Posteriors of an imagined teacher that swaps positive and negative (LABELS order: neg, neu, pos)."""
+    soft = np.full((len(corpus.texts), 3), 0.05, np.float32)
+    flipped = np.array([2, 1, 0])[corpus.labels]
+    soft[np.arange(len(soft)), flipped] = 0.9
+    return soft
+
+
+def test_distillation_follows_the_teacher_and_needs_its_posteriors(own_data_dir: Path, corpora: Path) -> None:
+    strong = dict(TINY, epochs=10.0, lr=3e-3, head_lr=1e-2)
+    with pytest.raises(ClassifierError, match="posteriors"):
+        fine_tune(_tiny_corpus(corpora), seed=0, config=dict(strong, distil=1.0), resume=False)
+
+    def taught() -> list[Corpus]:
+        cs = _tiny_corpus(corpora)
+        for c in cs:
+            c.soft = _flipped_teacher(c)
+        return cs
+
+    from models.sentiment.classifier import EmbeddingClassifier
+
+    (train,) = taught()
+    flipped = np.array([2, 1, 0])[train.labels]
+    agree = {}
+    for distil in (0.0, 1.0):
+        directory = versions.versions_dir() / f"d{distil}"
+        versions.save_version(fine_tune(taught(), seed=0, config=dict(strong, distil=distil), resume=False), directory)
+        predicted = EmbeddingClassifier(head_path=directory / versions.HEAD_PATH.name,
+                                        mode="fp32").probabilities(train.texts).argmax(1)
+        agree[distil] = (float((predicted == train.labels).mean()), float((predicted == flipped).mean()))
+    # without distillation the student learns the labels; with distil=1 only the teacher, which swaps them
+    assert agree[0.0][0] > agree[0.0][1]
+    assert agree[1.0][1] > agree[1.0][0]
+    a = fine_tune(taught(), seed=0, config=dict(TINY, distil=0.5), resume=False)
+    b = fine_tune(taught(), seed=0, config=dict(TINY, distil=0.5), resume=False)
+    assert a.meta["distilled"] and all(torch.equal(a.adapter[k], b.adapter[k]) for k in a.adapter)
+    assert "-distil-" in a.meta["run"]
+
+
+def test_train_version_distils_from_a_teacher_model_and_caches_its_posteriors(own_data_dir: Path,
+                                                                             corpora: Path) -> None:
+    from models.sentiment.classifier import EmbeddingClassifier
+    from models.sentiment.encoder_build import data_dir, sha256_file
+
+    train = _tiny_corpus(corpora)[0]
+    expected = EmbeddingClassifier(head_path=versions.HEAD_PATH, mode="fp32").probabilities(train.texts)
+    got = versions.teacher_probabilities(versions.HEAD_PATH, train)
+    assert np.allclose(got, expected, atol=1e-5)
+    (cached,) = (data_dir() / "teacher-cache").glob("*.npy")
+    assert np.array_equal(np.load(cached), got)
+    head = versions.train_version(corpora, versions.versions_dir() / "student", seed=0,
+                                  config=dict(TINY, layers=11, frozen_layers=9), resume=False,
+                                  teacher=versions.HEAD_PATH)
+    meta = versions.Head.load(head).meta
+    assert meta["distilled"] and meta["config"]["distil"] == 0.5
+    assert meta["teacher"]["head_sha256"] == sha256_file(versions.HEAD_PATH)
