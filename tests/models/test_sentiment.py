@@ -282,7 +282,7 @@ def test_factory_modes() -> None:
     assert isinstance(fast, EmbeddingClassifier) and fast.encoder.mode == "int8"
     default = build_classifier("default")
     assert isinstance(default, EmbeddingClassifier)
-    assert default.encoder.mode == ("bf16" if native_bf16() else "fp32")
+    assert default.encoder.mode == ("bf16" if native_bf16() else "int8")
     exact = build_classifier("default-fp32")
     assert isinstance(exact, EmbeddingClassifier) and exact.encoder.mode == "fp32"
     with pytest.raises(ValueError, match=r"unknown encoder mode 'fp16'.*bf16"):
