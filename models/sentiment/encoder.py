@@ -45,7 +45,7 @@ def resolve_mode(mode: str, device: str = "cpu") -> str:
     """The concrete mode for `mode` on `device`.
 
     "auto" is bf16 on CPUs with native bf16 (embeddings within cosine 0.9999 of fp32) and int8 on
-    the others (1.5x fp32 there, validation scores within 0.01 of it; docs/classifier.md).
+    the others (1.2-1.5x fp32 there, validation scores within 0.01 of it; docs/classifier.md).
     """
     if mode not in MODES:
         raise ValueError(f"unknown encoder mode {mode!r}; expected one of {', '.join(MODES)}")
