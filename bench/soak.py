@@ -2,7 +2,9 @@
 
 The emulators run in this process and post `--rate` mentions per second (split between X and
 Facebook); `openear run --no-web` runs as a subprocess for `--minutes`. Reports sustained throughput,
-queue lag (platform creation time -> queue item created) p50/p95, and the daemon's RSS over time:
+queue lag (platform creation time -> queue item created) p50/p95, the backlog left unclassified at the
+end (the lag cannot see it: a daemon that falls behind shows a good lag over what it did queue),
+and the daemon's RSS over time:
 growth after warm-up, growth over the second half and the least-squares slope after warm-up.
 Also reports the rate the emulators really offered (their live feeds keep a timetable) and how many
 mentions were stored. Prints a table and writes JSON.
@@ -130,6 +132,9 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
         rows = session.execute(select(Mention.created_at, QueueItem.created_at)
                                .join(QueueItem, QueueItem.mention_id == Mention.id)).all()
         stored = session.scalar(select(func.count()).select_from(Mention)) or 0
+        # customers' mentions stored but not yet classified: the lag above cannot see them
+        unclassified = session.scalar(select(func.count()).select_from(Mention).where(
+            Mention.is_own.is_(False), Mention.sentiment_label.is_(None))) or 0
     lags = [(queued - created).total_seconds() for created, queued in rows]
     elapsed = args.minutes * 60
     warm_after = args.warmup if args.warmup is not None else min(300.0, elapsed / 3)
@@ -142,6 +147,8 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
         "queued": len(rows), "throughput_per_s": round(len(rows) / elapsed, 1),
         "lag_p50_s": round(percentile(lags, 0.5), 2), "lag_p95_s": round(percentile(lags, 0.95), 2),
         "lag_target_s": args.interval + 5,
+        "unclassified_at_end": unclassified,
+        "backlog_s": round(unclassified / max(offered_per_s, 1e-9), 1),
         "warmup_s": warm_after,
         "rss_after_warmup_mb": round(warm[0][1], 1) if warm else None, "rss_end_mb": round(samples[-1][1], 1),
         "rss_max_mb": round(max(mb for _, mb in samples), 1),
@@ -152,8 +159,10 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
     }
     for key, value in result.items():
         print(f"{key:<36}{value}")
-    verdict = "meets" if result["lag_p95_s"] <= args.interval + 5 else "MISSES"
-    print(f"\nqueue lag p95 {verdict} the target of one poll interval + 5 s")
+    target = args.interval + 5
+    verdict = "meets" if result["lag_p95_s"] <= target and result["backlog_s"] <= target else "MISSES"
+    print(f"\nqueue lag p95 {verdict} the target of one poll interval + 5 s "
+          f"(with at most that many seconds of traffic left unclassified at the end: {result['backlog_s']} s)")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")

@@ -6,9 +6,13 @@ parameters were tuned on. Measured with the default classifier's encoder (bf16 a
 int8 vectors alike): pair agreement (Rand index) 0.917, adjusted Rand 0.73. All 6 billing texts form one
 group; 5 app texts one ("App schließt sich sofort nach der Anmeldung" stays alone) that also holds
 "mobile data stopped working, zero signal"; the other 5 network texts one; the parcel texts split 4 + 2.
-The encoder's int8 mode: 0.928, "still waiting for the package" among the double charges. Hence the
-tolerances of `test_real_encoder_groups_paraphrases`: pair agreement >= 0.90, each topic's largest group
-holds at least 4 of its 6 texts, at most one text in another topic's group.
+The encoder's first int8 mode: 0.928, "still waiting for the package" among the double charges. Its
+int8 mode since 2026-12-06 (what `auto` runs on CPUs without native bf16; per-channel weights, the
+feed-forward down-projections float): 0.909, groups of 6 / 5 / 4 / 4 / 3 / 2, with two strays ("where is
+my delivery? tracking hasn't moved in days" and "App schließt sich sofort nach der Anmeldung"). Hence the
+tolerances of `test_real_encoder_groups_paraphrases`, run in fp32 and int8 on every CPU: pair agreement
+>= 0.90, each topic's largest group holds at least 4 of its 6 texts, at most one text in another topic's
+group in fp32 and two in int8 (STRAYS_ALLOWED).
 """
 
 from __future__ import annotations
@@ -72,14 +76,24 @@ def encoder(encoder_root: Path) -> Any:
     return EmbeddingClassifier(encoder_path=encoder_dir(encoder_root))
 
 
-@pytest.fixture(scope="module")
-def corpus_vectors(encoder: Any) -> np.ndarray:
-    return np.asarray(encoder.embed(TEXTS))
+STRAYS_ALLOWED = {"fp32": 1, "int8": 2}
+"""Texts in another topic's group, per encoder mode (measured: see the module docstring)."""
+
+
+@pytest.fixture(scope="module", params=sorted(STRAYS_ALLOWED))
+def mode_vectors(request: pytest.FixtureRequest, encoder_root: Path) -> tuple[str, np.ndarray]:
+    """(mode, the corpus's embeddings) for each encoder mode `auto` picks on some CPU (bf16 ~ fp32)."""
+    from models.sentiment.classifier import EmbeddingClassifier
+    from models.sentiment.encoder_build import encoder_dir
+
+    clf = EmbeddingClassifier(encoder_path=encoder_dir(encoder_root), mode=request.param)
+    return request.param, np.asarray(clf.embed(TEXTS))
 
 
 # ----------------------------------------------------------------------------- (a) the real encoder
 @pytest.mark.parametrize("stored", [False, True], ids=["float", "stored-int8"])
-def test_real_encoder_groups_paraphrases(corpus_vectors: np.ndarray, stored: bool) -> None:
+def test_real_encoder_groups_paraphrases(mode_vectors: tuple[str, np.ndarray], stored: bool) -> None:
+    mode, corpus_vectors = mode_vectors
     vectors = dequantize(quantize(corpus_vectors)) if stored else corpus_vectors
     groups = group_topics(TEXTS, vectors, limit=20)
     group_of = {i: n for n, g in enumerate(groups) for i in g.members}
@@ -100,7 +114,7 @@ def test_real_encoder_groups_paraphrases(corpus_vectors: np.ndarray, stored: boo
     assert len(set(main.values())) == len(PARAPHRASES)  # four topics, four groups
     strays = sum(1 for g in groups for i in g.members
                  if TOPIC_OF[i] != max(PARAPHRASES, key=lambda t: sum(TOPIC_OF[m] == t for m in g.members)))
-    assert strays <= 1
+    assert strays <= STRAYS_ALLOWED[mode], (mode, strays, agreement)
 
 
 def test_languages_by_stop_words() -> None:
