@@ -153,14 +153,16 @@ class TextEncoder:
         with self._lock:
             if self._model is not None:
                 return
-            from transformers import AutoTokenizer, BertModel
+            from transformers import BertModel
+
+            from models.sentiment.tokenizer import load_tokenizer
 
             quiet_transformers()
             try:
                 path = self.path or ensure_encoder()
                 if self.mode == "bf16":
                     path = bf16_copy(path)
-                tokenizer = AutoTokenizer.from_pretrained(str(path))
+                tokenizer = load_tokenizer(path)
                 dtype = torch.bfloat16 if self.mode == "bf16" else torch.float32  # bf16: no fp32 copy in memory
                 model = BertModel.from_pretrained(str(path), add_pooling_layer=False, dtype=dtype).eval()
             except OSError as exc:  # a missing or unreadable model dir, an unwritable data dir

@@ -140,7 +140,8 @@ def lower_states(corpus: Corpus, model: Any, tokenizer: Any, frozen: int, max_to
 
     from models.sentiment.packed import PackedBert
 
-    key = hashlib.sha256("\n".join([WEIGHTS_SHA256, str(frozen), str(max_tokens), "norm1", *corpus.texts]).encode()
+    key = hashlib.sha256("\n".join([WEIGHTS_SHA256, str(frozen), str(max_tokens), "norm1", type(tokenizer).__name__,
+                                     *corpus.texts]).encode()
                          + salt.encode())
     cache = data_dir() / "finetune-cache" / f"{key.hexdigest()[:24]}.npz"
     if cache.is_file():
@@ -215,18 +216,19 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
               init: tuple[Path, Path] | None = None) -> FineTuned:
     """Train LoRA + head on `corpora`; `init` (adapter, head) continues from a trained pair."""
     import torch
-    from transformers import AutoTokenizer, BertModel
+    from transformers import BertModel
 
     from models.sentiment.adapter import adapter_tensors, attach_lora, merge_adapter
     from models.sentiment.encoder import quiet_transformers
     from models.sentiment.encoder_build import ensure_encoder
     from models.sentiment.packed import PackedBert
+    from models.sentiment.tokenizer import load_tokenizer
 
     cfg = dict(FINETUNE_CONFIG, **(config or {}))
     frozen, max_tokens = int(cfg["frozen_layers"]), int(cfg["max_tokens"])
     quiet_transformers()
     path = ensure_encoder()
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    tokenizer = load_tokenizer(path)
     model = BertModel.from_pretrained(str(path), add_pooling_layer=False, dtype=torch.float32).eval()
     if cfg.get("layers"):  # a shallower student: only the lower `layers` layers (frozen ones included)
         from models.sentiment.adapter import truncate_layers

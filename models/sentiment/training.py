@@ -26,7 +26,7 @@ from models.sentiment.head import Head
 from models.sentiment.result import LABELS, normalize_text
 
 # bump when normalize_text or the forward changes: it invalidates cached embeddings
-NORMALIZATION = "norm1-packed-f32attn"
+NORMALIZATION = "norm1-packed-f32attn-sp"  # -sp: sentencepiece tokenizes (models/sentiment/tokenizer.py)
 
 csv.field_size_limit(sys.maxsize)
 

@@ -131,7 +131,7 @@ def teacher_probabilities(teacher: Path, corpus: Corpus, progress: Progress | No
     from models.sentiment.encoder_build import data_dir
 
     clf = EmbeddingClassifier(head_path=teacher, batch_size=64, mode=mode)
-    key = hashlib.sha256("\n".join([sha256_file(teacher), clf.encoder.adapter_sha256 or "-", mode,
+    key = hashlib.sha256("\n".join([sha256_file(teacher), clf.encoder.adapter_sha256 or "-", mode, "sp",
                                      *corpus.texts]).encode()).hexdigest()[:24]
     cache = data_dir() / "teacher-cache" / f"{key}.npy"
     if cache.is_file():
