@@ -83,6 +83,8 @@ def test_other_tokenizers_load_through_transformers(encoder_root: Path, tmp_path
     wordpiece.pre_tokenizer = pre_tokenizers.Whitespace()
     wordpiece.save(str(tmp_path / "tokenizer.json"))
     assert not supported(json.loads((tmp_path / "tokenizer.json").read_text(encoding="utf-8")))
+    assert not supported({"model": {"type": "Unigram"}, "normalizer": {"type": "Sequence", "normalizers": [1]},
+                          "post_processor": {"single": [{"x": 1}]}})  # malformed: no crash
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast",
                                                                 "unk_token": "[UNK]"}), encoding="utf-8")
     tok = load_tokenizer(tmp_path)
