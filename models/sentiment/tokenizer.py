@@ -105,14 +105,14 @@ class SentencePieceTokenizer:
 
     def __call__(self, texts: str | Sequence[str], truncation: bool = False,
                  max_length: int | None = None) -> dict[str, Any]:
-        single = isinstance(texts, str)
-        pieces = self._sp.encode([texts] if isinstance(texts, str) else list(texts))
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        pieces = self._sp.encode(batch)
         keep = max_length - 2 if truncation and max_length else None
-        for text, p in zip([texts] if isinstance(texts, str) else texts, pieces, strict=True):
+        for text, p in zip(batch, pieces, strict=True):
             if self._normalizer.normalize(text[-_TAIL:]).endswith(" "):  # a trailing space: sentencepiece
                 p.append(self._space)  # drops it, the tokenizer the model was tuned with keeps a "\u2581"
         ids = [[self.bos_token_id, *p[:keep], self.eos_token_id] for p in pieces]
-        return {"input_ids": ids[0] if single else ids}
+        return {"input_ids": ids[0] if isinstance(texts, str) else ids}
 
     def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]:
         return [self._sp.id_to_piece(i) for i in ids]
@@ -125,7 +125,6 @@ def load_tokenizer(path: Path) -> Any:
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
         if supported(spec):
             return SentencePieceTokenizer(spec)
-        del spec
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(path))
