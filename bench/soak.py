@@ -39,6 +39,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_kind() -> dict[str, object]:
+    """What the default model's encoder runs as on this CPU, and any ISA emulation in force."""
+    from models.sentiment.encoder import native_bf16, resolve_mode
+
+    emulated = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
+    return {"native_bf16": native_bf16(), "auto_mode": resolve_mode("auto"), "isa_env": emulated}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else float("nan")
@@ -148,6 +156,7 @@ web: {{secret_key: "soak-benchmark-secret-key-0123"}}
         "lag_p50_s": round(percentile(lags, 0.5), 2), "lag_p95_s": round(percentile(lags, 0.95), 2),
         "lag_target_s": args.interval + 5,
         "unclassified_at_end": unclassified,
+        **({"cpu": cpu_kind()} if args.model.startswith("default") else {}),
         "backlog_s": round(unclassified / max(offered_per_s, 1e-9), 1),
         "warmup_s": warm_after,
         "rss_after_warmup_mb": round(warm[0][1], 1) if warm else None, "rss_end_mb": round(samples[-1][1], 1),

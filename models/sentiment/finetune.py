@@ -37,9 +37,15 @@ FINETUNE_CONFIG: dict[str, Any] = {
     "frozen_layers": 8, "rank": 8, "alpha": 16.0, "lora_dropout": 0.1, "lr": 1e-3, "head_lr": 2e-3,
     "weight_decay": 0.01, "batch": 32, "epochs": 1.0, "warmup": 0.06, "max_tokens": 128, "hidden": 256,
     "dropout": 0.2, "small_set_alpha": 0.5, "checkpoint_every": 100, "distil": 0.0, "temperature": 2.0,
+    "embed_distil": 0.0,
 }
 """`distil` > 0 mixes in distillation: the loss is (1 - distil) * cross-entropy on the labels +
-distil * T^2 * KL(teacher || student) at temperature T, on every corpus's `soft` posteriors."""
+distil * T^2 * KL(teacher || student) at temperature T, on every corpus's `soft` posteriors.
+`embed_distil` > 0 adds embed_distil * ||s - t||^2 / spread, where s and t are the student's and the
+teacher's unit sentence vectors (`soft_vectors`) and spread is the teacher vectors' mean squared distance
+from their mean: the error relative to what sets one text apart from another (e5's vectors are
+anisotropic, so raw 1 - cos is tiny), which keeps the topic groups and reply suggestions that read the
+same vectors."""
 SUPERSEDED = {"sb10k_de": "sb10k_de_full"}
 """corpus -> the fuller corpus that contains it: the smaller one is not trained on when both exist."""
 DEV_SLICES = {"sb10k_de_full": 0.15}
@@ -70,6 +76,8 @@ class Corpus:
     weight: float = 1.0
     soft: np.ndarray | None = None
     """a teacher model's posteriors (n, 3) for distillation, or None."""
+    soft_vectors: np.ndarray | None = None
+    """the teacher's unit sentence vectors (n, dim) for `embed_distil`, or None."""
 
 
 def load_corpora(data: Path) -> tuple[list[Corpus], list[Corpus]]:
@@ -198,6 +206,20 @@ def _teacher_targets(corpora: Sequence[Corpus], temperature: float) -> tuple[Any
     return torch.from_numpy(tempered.astype(np.float32)), key
 
 
+def _teacher_vectors(corpora: Sequence[Corpus]) -> tuple[Any, float, str]:
+    """The teacher's sentence vectors, their spread (mean squared distance from their mean), a key."""
+    import torch
+
+    missing = [c.name for c in corpora if c.soft_vectors is None or len(c.soft_vectors) != len(c.texts)]
+    if missing:
+        raise ClassifierError(f"embedding distillation needs the teacher's vectors for every corpus; "
+                              f"missing: {missing}")
+    vectors = np.concatenate([np.asarray(c.soft_vectors, np.float32) for c in corpora])
+    spread = float(((vectors - vectors.mean(0)) ** 2).sum(1).mean())
+    key = "-vec-" + hashlib.sha256(vectors.tobytes()).hexdigest()[:8]
+    return torch.from_numpy(vectors), max(spread, 1e-6), key
+
+
 def run_key(corpora: Sequence[Corpus], cfg: dict[str, Any], seed: int) -> str:
     parts = [WEIGHTS_SHA256, str(seed), repr(sorted(cfg.items()))]
     parts += [f"{c.name}:{sha256_file(c.path)}:{len(c.texts)}:{c.weight:.6f}" for c in corpora]
@@ -254,6 +276,8 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
     weights = torch.from_numpy(sample_weights(corpora))
     distil, temperature = float(cfg["distil"]), float(cfg["temperature"])
     teacher, teacher_key = _teacher_targets(corpora, temperature) if distil > 0 else (None, "")
+    embed_distil = float(cfg["embed_distil"])
+    target_vectors, spread, vectors_key = _teacher_vectors(corpora) if embed_distil > 0 else (None, 1.0, "")
 
     torch.manual_seed(seed)
     trainable = attach_lora(model, frozen, int(cfg["rank"]), float(cfg["alpha"]), float(cfg["lora_dropout"]),
@@ -303,7 +327,7 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)) if s >= warm
         else (s + 1) / warm)
-    key = run_key(corpora, cfg, seed) + ("-init" if init else "") + teacher_key
+    key = run_key(corpora, cfg, seed) + ("-init" if init else "") + teacher_key + vectors_key
     checkpoint = data_dir() / "finetune-runs" / key / "checkpoint.pt"
     step = 0
     if resume and checkpoint.is_file():
@@ -320,13 +344,16 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
     loss_avg, began = 0.0, time.perf_counter()
     while step < steps:
         rows = order[step * batch:(step + 1) * batch].tolist()
-        logits = net((forward(rows) - mean) / scale)
+        vectors = forward(rows)
+        logits = net((vectors - mean) / scale)
         target, w = labels[rows], weights[rows]
         per_text = torch.nn.functional.cross_entropy(logits, target, reduction="none")
         if teacher is not None:
             soft = teacher[rows]
             kl = (soft * (soft.clamp_min(1e-12).log() - torch.log_softmax(logits / temperature, -1))).sum(-1)
             per_text = (1 - distil) * per_text + distil * temperature ** 2 * kl
+        if target_vectors is not None:
+            per_text = per_text + embed_distil * ((vectors - target_vectors[rows]) ** 2).sum(-1) / spread
         loss = (per_text * w).sum() / w.sum()
         opt.zero_grad()
         loss.backward()
@@ -351,7 +378,7 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
             "w1": lin1.weight.detach().numpy().copy(), "b1": lin1.bias.detach().numpy().copy(),
             "w2": lin2.weight.detach().numpy().copy(), "b2": lin2.bias.detach().numpy().copy()}
     meta = {"config": cfg, "seed": seed, "steps": steps, "run": key, "init": bool(init),
-            "distilled": bool(teacher_key),
+            "distilled": bool(teacher_key), "embeddings_distilled": bool(vectors_key),
             "train_files": {c.name: {"sha256": sha256_file(c.path), "n": len(c.texts), "weight": c.weight,
                                      "mix": np.bincount(c.labels, minlength=3).tolist()} for c in corpora}}
     adapter = adapter_tensors(model, frozen)

@@ -52,6 +52,7 @@ __all__ = [
     "read_active",
     "rollback",
     "save_version",
+    "teacher_outputs",
     "teacher_probabilities",
     "train_version",
     "versions_dir",
@@ -127,25 +128,36 @@ def evaluate(head_path: Path, sets: Sequence[Corpus], modes: Sequence[str] = ("f
 def teacher_probabilities(teacher: Path, corpus: Corpus, progress: Progress | None = None,
                           mode: str = "fp32", batch: int = 256) -> np.ndarray:
     """The posteriors of the model at head path `teacher` on `corpus` (cached under the data dir)."""
+    return teacher_outputs(teacher, corpus, progress, mode, batch)[0]
+
+
+def teacher_outputs(teacher: Path, corpus: Corpus, progress: Progress | None = None,
+                    mode: str = "fp32", batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The posteriors (n, 3) and sentence vectors (n, dim) of the model at head path `teacher` on
+    `corpus`, from one encoder pass (cached under the data dir: posteriors float32, vectors float16)."""
     from models.sentiment.classifier import EmbeddingClassifier
     from models.sentiment.encoder_build import data_dir
 
     clf = EmbeddingClassifier(head_path=teacher, batch_size=64, mode=mode)
     key = hashlib.sha256("\n".join([sha256_file(teacher), clf.encoder.adapter_sha256 or "-", mode, "sp",
                                      *corpus.texts]).encode()).hexdigest()[:24]
-    cache = data_dir() / "teacher-cache" / f"{key}.npy"
+    cache = data_dir() / "teacher-cache" / f"{key}.npz"
     if cache.is_file():
-        return np.load(cache)
-    probs = np.zeros((len(corpus.texts), 3), np.float32)
+        with np.load(cache) as saved:
+            return saved["probs"], saved["vectors"].astype(np.float32)
+    probs, vectors = np.zeros((len(corpus.texts), 3), np.float32), np.zeros((0, 0), np.float16)
     for start in range(0, len(corpus.texts), batch):
-        probs[start:start + batch] = clf.probabilities(corpus.texts[start:start + batch])
+        p, v = clf.probabilities_and_vectors(corpus.texts[start:start + batch])
+        if not len(vectors):
+            vectors = np.zeros((len(corpus.texts), v.shape[1]), np.float16)
+        probs[start:start + batch], vectors[start:start + batch] = p, v
         if progress:
             progress("teacher", min(start + batch, len(corpus.texts)), len(corpus.texts), {})
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, probs)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, probs=probs, vectors=vectors)
     tmp.replace(cache)
-    return probs
+    return probs, vectors.astype(np.float32)
 
 
 def train_version(data: Path, directory: Path, seed: int = 0, config: dict[str, Any] | None = None,
@@ -160,7 +172,7 @@ def train_version(data: Path, directory: Path, seed: int = 0, config: dict[str, 
     corpora = [*train, *extra]
     if teacher is not None:
         for c in corpora:
-            c.soft = teacher_probabilities(teacher, c, progress)
+            c.soft, c.soft_vectors = teacher_outputs(teacher, c, progress)
         config = {"distil": 0.5, **(config or {})}
     trained = fine_tune(corpora, seed=seed, config=config, progress=progress, resume=resume, init=init)
     if teacher is not None:

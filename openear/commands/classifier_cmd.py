@@ -195,11 +195,17 @@ def register(app: typer.Typer) -> None:
                                           help="A shallower, faster model: keep only the encoder's lower N layers."),
         frozen_layers: int | None = typer.Option(None, "--frozen-layers", min=0, max=11,
                                                  help="Layers kept frozen below the LoRA-tuned ones (default 8)."),
+        rank: int | None = typer.Option(None, "--rank", min=1, max=256,
+                                        help="LoRA rank of the adapter (default 8)."),
         teacher: str | None = typer.Option(None, "--teacher",
                                            help='Distil from this model: "active", a trained dir or its head file.'),
         distil: float | None = typer.Option(None, "--distil", min=0.0, max=1.0,
                                             help="With --teacher: weight of the teacher's posteriors in the loss "
                                                  "(default 0.5)."),
+        embed_distil: float | None = typer.Option(
+            None, "--embed-distil", min=0.0,
+            help="With --teacher: also match the teacher's sentence vectors (which topic groups and reply "
+                 "suggestions read), with this weight on their relative squared error (default 0: off)."),
         resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted run with the same "
                                                                      "inputs from its last checkpoint."),
         from_corrections: bool = typer.Option(
@@ -230,8 +236,12 @@ def register(app: typer.Typer) -> None:
             from models.sentiment.adapter import ADAPTER_PATH
             from models.sentiment.versions import train_version
 
+            if embed_distil and teacher is None:
+                raise typer.BadParameter("matching sentence vectors needs a model to match: add --teacher",
+                                         param_hint="--embed-distil")
             target = out or ADAPTER_PATH.parent
-            options = (("epochs", epochs), ("layers", layers), ("frozen_layers", frozen_layers), ("distil", distil))
+            options = (("epochs", epochs), ("layers", layers), ("frozen_layers", frozen_layers), ("rank", rank),
+                       ("distil", distil), ("embed_distil", embed_distil))
             overrides = {k: v for k, v in options if v is not None}
             head_path = train_version(data, target, seed=seed, config=overrides or None, progress=progress,
                                       resume=resume, modes=("fp32", "int8"), teacher=_teacher_head(teacher))

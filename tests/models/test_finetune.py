@@ -234,17 +234,44 @@ def test_distillation_follows_the_teacher_and_needs_its_posteriors(own_data_dir:
     assert "-distil-" in a.meta["run"]
 
 
+def test_embedding_distillation_pulls_the_students_vectors_towards_the_teachers(own_data_dir: Path,
+                                                                                 corpora: Path) -> None:
+    from models.sentiment.classifier import EmbeddingClassifier
+
+    cfg = dict(TINY, layers=11, frozen_layers=9, epochs=6.0, lr=3e-3)
+    with pytest.raises(ClassifierError, match="vectors"):
+        fine_tune(_tiny_corpus(corpora), seed=0, config=dict(cfg, embed_distil=1.0), resume=False)
+    (train,) = _tiny_corpus(corpora)
+    target = EmbeddingClassifier(head_path=versions.HEAD_PATH, mode="fp32").embed(train.texts)  # 12 layers
+    gaps = {}
+    for weight in (0.0, 5.0):
+        (c,) = _tiny_corpus(corpora)
+        c.soft_vectors = target
+        trained = fine_tune([c], seed=0, config=dict(cfg, embed_distil=weight), resume=False)
+        directory = versions.versions_dir() / f"e{weight}"
+        versions.save_version(trained, directory)
+        student = EmbeddingClassifier(head_path=directory / versions.HEAD_PATH.name, mode="fp32").embed(train.texts)
+        gaps[weight] = float(((student - target) ** 2).sum(1).mean())
+        assert trained.meta["embeddings_distilled"] == (weight > 0)
+        assert ("-vec-" in trained.meta["run"]) == (weight > 0)
+    assert gaps[5.0] < 0.5 * gaps[0.0], gaps  # an 11-layer student, measured against the 12-layer model
+
+
 def test_train_version_distils_from_a_teacher_model_and_caches_its_posteriors(own_data_dir: Path,
                                                                              corpora: Path) -> None:
     from models.sentiment.classifier import EmbeddingClassifier
     from models.sentiment.encoder_build import data_dir, sha256_file
 
     train = _tiny_corpus(corpora)[0]
-    expected = EmbeddingClassifier(head_path=versions.HEAD_PATH, mode="fp32").probabilities(train.texts)
-    got = versions.teacher_probabilities(versions.HEAD_PATH, train)
+    teacher = EmbeddingClassifier(head_path=versions.HEAD_PATH, mode="fp32")
+    expected, expected_vectors = teacher.probabilities(train.texts), teacher.embed(train.texts)
+    got, vectors = versions.teacher_outputs(versions.HEAD_PATH, train)
     assert np.allclose(got, expected, atol=1e-5)
-    (cached,) = (data_dir() / "teacher-cache").glob("*.npy")
-    assert np.array_equal(np.load(cached), got)
+    assert np.allclose(vectors, expected_vectors, atol=1e-3)  # stored as float16
+    (cached,) = (data_dir() / "teacher-cache").glob("*.npz")
+    with np.load(cached) as saved:
+        assert np.array_equal(saved["probs"], got) and np.array_equal(saved["vectors"].astype(np.float32), vectors)
+    assert np.array_equal(versions.teacher_probabilities(versions.HEAD_PATH, train), got)
     head = versions.train_version(corpora, versions.versions_dir() / "student", seed=0,
                                   config=dict(TINY, layers=11, frozen_layers=9), resume=False,
                                   teacher=versions.HEAD_PATH)

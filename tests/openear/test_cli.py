@@ -166,3 +166,9 @@ def test_train_classifier_from_corrections_learns_the_complaint_score(env: Path,
         assert [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))] == [
             "classifier_switch", "classifier_rollback"]
     engine.dispose()
+
+
+def test_train_classifier_refuses_embedding_distillation_without_a_teacher(env: Path) -> None:
+    (env / "datasets").mkdir()
+    result = runner.invoke(app, ["train-classifier", "--data", str(env / "datasets"), "--embed-distil", "1"])
+    assert result.exit_code == 2 and "--teacher" in result.output, result.output
