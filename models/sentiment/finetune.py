@@ -44,8 +44,8 @@ distil * T^2 * KL(teacher || student) at temperature T, on every corpus's `soft`
 `embed_distil` > 0 adds embed_distil * ||s - t||^2 / spread, where s and t are the student's and the
 teacher's unit sentence vectors (`soft_vectors`) and spread is the teacher vectors' mean squared distance
 from their mean: the error relative to what sets one text apart from another (e5's vectors are
-anisotropic, so raw 1 - cos is tiny), which keeps the topic groups and reply suggestions that read the
-same vectors."""
+anisotropic, so raw 1 - cos is tiny). It is meant to keep the topic groups and reply suggestions, which
+read the same vectors; for an 8-layer student it did not (docs/classifier.md)."""
 SUPERSEDED = {"sb10k_de": "sb10k_de_full"}
 """corpus -> the fuller corpus that contains it: the smaller one is not trained on when both exist."""
 DEV_SLICES = {"sb10k_de_full": 0.15}
