@@ -53,7 +53,6 @@ __all__ = [
     "rollback",
     "save_version",
     "teacher_outputs",
-    "teacher_probabilities",
     "train_version",
     "versions_dir",
     "with_complaint_model",
@@ -123,12 +122,6 @@ def evaluate(head_path: Path, sets: Sequence[Corpus], modes: Sequence[str] = ("f
             name = s.name if k == 0 else f"{s.name} ({mode})"
             out[name] = scores(s.labels, probs.argmax(1))
     return out
-
-
-def teacher_probabilities(teacher: Path, corpus: Corpus, progress: Progress | None = None,
-                          mode: str = "fp32", batch: int = 256) -> np.ndarray:
-    """The posteriors of the model at head path `teacher` on `corpus` (cached under the data dir)."""
-    return teacher_outputs(teacher, corpus, progress, mode, batch)[0]
 
 
 def teacher_outputs(teacher: Path, corpus: Corpus, progress: Progress | None = None,
