@@ -214,7 +214,8 @@ def _teacher_vectors(corpora: Sequence[Corpus]) -> tuple[Any, float, str]:
     if missing:
         raise ClassifierError(f"embedding distillation needs the teacher's vectors for every corpus; "
                               f"missing: {missing}")
-    vectors = np.concatenate([np.asarray(c.soft_vectors, np.float32) for c in corpora])
+    # an empty corpus's vectors are (0, 0), with no width to join on (fine_tune refuses all-empty input)
+    vectors = np.concatenate([np.asarray(c.soft_vectors, np.float32) for c in corpora if len(c.texts)])
     spread = float(((vectors - vectors.mean(0)) ** 2).sum(1).mean())
     key = "-vec-" + hashlib.sha256(vectors.tobytes()).hexdigest()[:8]
     return torch.from_numpy(vectors), max(spread, 1e-6), key
@@ -246,6 +247,8 @@ def fine_tune(corpora: Sequence[Corpus], seed: int = 0, config: dict[str, Any] |
     from models.sentiment.packed import PackedBert
     from models.sentiment.tokenizer import load_tokenizer
 
+    if not any(len(c.texts) for c in corpora):
+        raise ClassifierError(f"nothing to train on: every corpus is empty ({[c.name for c in corpora]})")
     cfg = dict(FINETUNE_CONFIG, **(config or {}))
     frozen, max_tokens = int(cfg["frozen_layers"]), int(cfg["max_tokens"])
     quiet_transformers()

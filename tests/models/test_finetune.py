@@ -257,6 +257,18 @@ def test_embedding_distillation_pulls_the_students_vectors_towards_the_teachers(
     assert gaps[5.0] < 0.5 * gaps[0.0], gaps  # an 11-layer student, measured against the 12-layer model
 
 
+def test_an_empty_corpus_adds_nothing_and_all_empty_input_is_refused(own_data_dir: Path,
+                                                                     corpora: Path) -> None:
+    (train,) = _tiny_corpus(corpora)
+    empty = Corpus("none", train.path, [], np.zeros(0, np.int64))
+    empty.soft, empty.soft_vectors = versions.teacher_outputs(versions.HEAD_PATH, empty)  # the real (0, 0) shape
+    train.soft, train.soft_vectors = versions.teacher_outputs(versions.HEAD_PATH, train)
+    trained = fine_tune([train, empty], seed=0, config=dict(TINY, distil=0.5, embed_distil=1.0), resume=False)
+    assert trained.meta["embeddings_distilled"]
+    with pytest.raises(ClassifierError, match="every corpus is empty"):
+        fine_tune([empty], seed=0, config=dict(TINY, embed_distil=1.0), resume=False)
+
+
 def test_train_version_distils_from_a_teacher_model_and_caches_its_posteriors(own_data_dir: Path,
                                                                              corpora: Path) -> None:
     from models.sentiment.classifier import EmbeddingClassifier
