@@ -205,7 +205,7 @@ def train_from_dir(data: Path, extra: Sequence[Path] = (), seed: int = 0, batch_
     cfg = dict(HEAD_CONFIG, **(config or {}))
     mode = str(cfg["encoder_mode"])
     encoder = TextEncoder(mode=mode, batch_size=batch_size)
-    key = f"{WEIGHTS_SHA256[:12]}:{mode}:{encoder.max_length}:{encoder.prefix}"
+    key = f"{WEIGHTS_SHA256[:12]}:{mode}{encoder.activation_bits or ''}:{encoder.max_length}:{encoder.prefix}"
     train_files = dataset_files(data, "train")
     if not train_files and not extra:
         raise ClassifierError(f"no train.tsv under {data} (expected e.g. {data}/tweeteval/train.tsv)")
@@ -229,7 +229,8 @@ def train_from_dir(data: Path, extra: Sequence[Path] = (), seed: int = 0, batch_
     inference_mode = resolve_mode(str(cfg["inference_mode"]))
     for val_mode in dict.fromkeys([inference_mode, mode]):
         val_encoder = encoder if val_mode == mode else TextEncoder(mode=val_mode, batch_size=batch_size)
-        val_key = f"{WEIGHTS_SHA256[:12]}:{val_mode}:{encoder.max_length}:{encoder.prefix}"
+        val_key = (f"{WEIGHTS_SHA256[:12]}:{val_mode}{val_encoder.activation_bits or ''}:{encoder.max_length}:"
+                   f"{encoder.prefix}")
         for path in dataset_files(data, "val"):
             vx, vy = cached_embeddings(path, val_encoder, val_key, log)
             suffix = "" if val_mode == inference_mode else f" ({val_mode} encoder)"
