@@ -5,6 +5,7 @@ The model dir is built by models/sentiment/encoder_build.py; the forward is mode
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,6 +85,7 @@ def fbgemm_vnni() -> bool:
         return False
 
 
+@functools.cache  # one class, however many encoders load
 def _full_range_linear() -> type[torch.nn.Module]:
     from torch.ao.nn.quantized.dynamic import Linear
 
