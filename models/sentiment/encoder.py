@@ -100,11 +100,11 @@ def _full_range_linear() -> type[torch.nn.Module]:
     return FullRangeDynamicLinear
 
 
-def quantize_int8(model: torch.nn.Module, mode: str = "int8", full_range: bool | None = None) -> torch.nn.Module:
+def quantize_int8(model: torch.nn.Module, mode: str, full_range: bool) -> torch.nn.Module:
     """torch dynamic int8 quantization (per output channel weights) of the Linear layers, in place (CPU).
 
     The layers whose role is in INT8_FLOAT_ROLES[mode] stay float32. Activations are quantized to
-    8 bits where fbgemm runs VNNI kernels (`full_range` None: fbgemm_vnni()), else to 7: on 4,917
+    8 bits if `full_range` (TextEncoder passes fbgemm_vnni()), else to 7: on 4,917
     English and German tweets 8 bits halve the labels that differ from float32 (docs/classifier.md).
     """
     import warnings
@@ -113,8 +113,7 @@ def quantize_int8(model: torch.nn.Module, mode: str = "int8", full_range: bool |
 
     keep = INT8_FLOAT_ROLES[mode]
     names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and linear_role(n) not in keep]
-    full = fbgemm_vnni() if full_range is None else full_range
-    mapping = {torch.nn.Linear: _full_range_linear()} if full else None
+    mapping = {torch.nn.Linear: _full_range_linear()} if full_range else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return quantize_dynamic(model, dict.fromkeys(names, per_channel_dynamic_qconfig), dtype=torch.qint8,

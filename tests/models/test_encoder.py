@@ -214,6 +214,7 @@ def test_int8_activations_take_eight_bits_only_where_fbgemm_runs_vnni(encoder_ro
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """torch's dynamic Linear quantizes activations to 7 bits (AVX2 could saturate 8); with VNNI it cannot."""
     path = encoder_build.encoder_dir(encoder_root)
+    vnni = encoder.fbgemm_vnni()
     monkeypatch.setattr(encoder, "fbgemm_vnni", lambda: False)
     seven = encoder.TextEncoder(path, batch_size=4, mode="int8")
     assert seven.activation_bits == 7 and encoder.TextEncoder(path, mode="bf16").activation_bits is None
@@ -222,7 +223,7 @@ def test_int8_activations_take_eight_bits_only_where_fbgemm_runs_vnni(encoder_ro
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
     assert {type(m).__name__ for m in seven._model.modules() if isinstance(m, DynamicLinear)} == {"Linear"}
-    if not __import__("torch").cpu._is_vnni_supported():
+    if not vnni:
         return  # 8-bit activations would run on kernels that can saturate here
     monkeypatch.setattr(encoder, "fbgemm_vnni", lambda: True)
     eight = encoder.TextEncoder(path, batch_size=4, mode="int8")

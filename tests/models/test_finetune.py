@@ -263,8 +263,11 @@ def test_an_empty_corpus_adds_nothing_and_all_empty_input_is_refused(own_data_di
     empty = Corpus("none", train.path, [], np.zeros(0, np.int64))
     empty.soft, empty.soft_vectors = versions.teacher_outputs(versions.HEAD_PATH, empty)  # the real (0, 0) shape
     train.soft, train.soft_vectors = versions.teacher_outputs(versions.HEAD_PATH, train)
-    trained = fine_tune([train, empty], seed=0, config=dict(TINY, distil=0.5, embed_distil=1.0), resume=False)
+    cfg = dict(TINY, distil=0.5, embed_distil=1.0)
+    trained = fine_tune([train, empty], seed=0, config=cfg, resume=False)
+    alone = fine_tune([train], seed=0, config=cfg, resume=False)
     assert trained.meta["embeddings_distilled"]
+    assert all(torch.equal(trained.adapter[k], alone.adapter[k]) for k in alone.adapter)
     with pytest.raises(ClassifierError, match="every corpus is empty"):
         fine_tune([empty], seed=0, config=dict(TINY, embed_distil=1.0), resume=False)
 
