@@ -178,7 +178,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from models.sentiment.encoder import fbgemm_vnni, native_bf16, resolve_mode
+    from models.sentiment.encoder import int8_activation_bits, native_bf16, resolve_mode
 
     keys = [f"{lang}/bs{bs}" for lang in ("en", "de") for bs in BATCH_SIZES]
     table = Table(title=f"sentiment classifier, texts/s ({args.threads} torch threads)")
@@ -193,7 +193,7 @@ def main() -> None:
     meta = {"head": args.head, "threads": args.threads, "n": args.n, "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "native_bf16": native_bf16(), "default_mode": resolve_mode("auto"),
-            "int8_activation_bits": 8 if fbgemm_vnni() else 7}
+            "int8_activation_bits": int8_activation_bits()}
     RESULTS.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n", encoding="utf-8")
     print(f"written {RESULTS.relative_to(ROOT)}")
 

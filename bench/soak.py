@@ -41,11 +41,11 @@ def rss_mb(pid: int) -> float:
 
 def cpu_kind() -> dict[str, object]:
     """What the default model's encoder runs as on this CPU, and any ISA emulation in force."""
-    from models.sentiment.encoder import fbgemm_vnni, native_bf16, resolve_mode
+    from models.sentiment.encoder import int8_activation_bits, native_bf16, resolve_mode
 
     emulated = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
     return {"native_bf16": native_bf16(), "auto_mode": resolve_mode("auto"), "isa_env": emulated,
-            "int8_activation_bits": 8 if fbgemm_vnni() else 7}
+            "int8_activation_bits": int8_activation_bits()}
 
 
 def percentile(values: list[float], q: float) -> float:

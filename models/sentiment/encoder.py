@@ -85,6 +85,11 @@ def fbgemm_vnni() -> bool:
         return False
 
 
+def int8_activation_bits() -> int:
+    """The width of int8 modes' activations here: 8 where fbgemm runs VNNI kernels, else 7 (quantize_int8)."""
+    return 8 if fbgemm_vnni() else 7
+
+
 @functools.cache  # one class, however many encoders load
 def _full_range_linear() -> type[torch.nn.Module]:
     from torch.ao.nn.quantized.dynamic import Linear
@@ -162,8 +167,7 @@ class TextEncoder:
         self.adapter, self.adapter_sha256 = adapter, adapter_sha256
         self.device, self.batch_size, self.max_length = device, batch_size, max_length
         self.mode = resolve_mode(mode, device)
-        # int8 activations: 8 bits where fbgemm runs VNNI kernels, else 7 (quantize_int8)
-        self.activation_bits = (8 if fbgemm_vnni() else 7) if self.mode.startswith("int8") else None
+        self.activation_bits = int8_activation_bits() if self.mode.startswith("int8") else None
         self.prefix = prefix
         self.packed = packed
         self._packed: Any = None
