@@ -59,7 +59,7 @@ def resolve_mode(mode: str, device: str = "cpu") -> str:
 
 # The Linear layers each int8 mode keeps in float32, by their role in a BERT layer (linear_role).
 # "int8": the feed-forward down-projection stays float: it reads GELU outputs whose few outlier
-# channels per-tensor int8 activations crush (validation, v2: German macro F1 0.714 fp32, 0.673 with
+# channels per-tensor int8 activations crush (validation, one-epoch v2: German macro F1 0.714 fp32, 0.673 with
 # every Linear int8, 0.708 with this one kept float; English macro recall 0.717 / 0.702 / 0.711).
 # "int8-all": every Linear int8, the fastest and the least accurate.
 INT8_FLOAT_ROLES: dict[str, frozenset[str]] = {"int8": frozenset({"ffn_down"}), "int8-all": frozenset()}

@@ -35,7 +35,7 @@ from models.sentiment.training import read_tsv
 
 FINETUNE_CONFIG: dict[str, Any] = {
     "frozen_layers": 8, "rank": 8, "alpha": 16.0, "lora_dropout": 0.1, "lr": 1e-3, "head_lr": 2e-3,
-    "weight_decay": 0.01, "batch": 32, "epochs": 1.0, "warmup": 0.06, "max_tokens": 128, "hidden": 256,
+    "weight_decay": 0.01, "batch": 32, "epochs": 2.0, "warmup": 0.06, "max_tokens": 128, "hidden": 256,
     "dropout": 0.2, "small_set_alpha": 0.5, "checkpoint_every": 100, "distil": 0.0, "temperature": 2.0,
     "embed_distil": 0.0,
 }
