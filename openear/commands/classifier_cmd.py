@@ -190,7 +190,7 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", file_okay=False,
                                         help="Write adapter + head into this dir (default: the shipped assets)."),
         seed: int = typer.Option(0, "--seed"),
-        epochs: float | None = typer.Option(None, "--epochs", min=0.0001, help="Passes over the data (default 1)."),
+        epochs: float | None = typer.Option(None, "--epochs", min=0.0001, help="Passes over the data (default 2)."),
         layers: int | None = typer.Option(None, "--layers", min=1, max=12,
                                           help="A shallower, faster model: keep only the encoder's lower N layers."),
         frozen_layers: int | None = typer.Option(None, "--frozen-layers", min=0, max=11,
