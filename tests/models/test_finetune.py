@@ -292,3 +292,25 @@ def test_train_version_distils_from_a_teacher_model_and_caches_its_posteriors(ow
     meta = versions.Head.load(head).meta
     assert meta["distilled"] and meta["config"]["distil"] == 0.5
     assert meta["teacher"]["head_sha256"] == sha256_file(versions.HEAD_PATH)
+
+
+def test_the_shipped_model_is_what_the_default_recipe_trains() -> None:
+    """`openear train-classifier --data DIR` reproduces the shipped assets only if the recipe they record is
+    today's default, and the command's help must name the same defaults (they drifted once: "default 1")."""
+    import json
+    import re
+
+    from typer.testing import CliRunner
+
+    from models.sentiment.adapter import ADAPTER_PATH
+    from models.sentiment.finetune import FINETUNE_CONFIG
+    from openear.cli import app
+
+    shipped = json.loads((ADAPTER_PATH.parent / "sentiment_head.json").read_text(encoding="utf-8"))
+    assert shipped["config"] == FINETUNE_CONFIG
+    assert shipped["seed"] == 0
+    out = re.sub(r"[\s│]+", " ", CliRunner().invoke(app, ["train-classifier", "--help"],
+                                                     env={"COLUMNS": "200"}).output)
+    for option, key in (("--epochs", "epochs"), ("--frozen-layers", "frozen_layers"), ("--rank", "rank")):
+        help_text = out.split(option, 1)[1].split(" --", 1)[0]
+        assert f"default {FINETUNE_CONFIG[key]:g})" in help_text, (option, help_text)
