@@ -53,6 +53,23 @@ class NamedLocks:
         finally:
             local.release()
 
+    @contextmanager
+    def wait(self, name: str) -> Iterator[None]:
+        """Take the lock `name`, waiting for whoever holds it (for short, one-off work such as start-up)."""
+        with self._local_lock(name):
+            if self.engine.dialect.name != "postgresql":
+                yield
+                return
+            key = lock_key(name)
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                connection.commit()
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
+
     def _local_lock(self, name: str) -> threading.Lock:
         key = (self.engine.url.render_as_string(hide_password=True), name)
         with self._guard:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import NoSuchTableError
 
 from listener.locks import NamedLocks
 from listener.platforms.base import PlatformAdapter, PlatformError, RateLimited, Source
+from models.db import lost_a_race
 from models.orm import utcnow
 
 log = logging.getLogger(__name__)
@@ -62,13 +63,15 @@ class PollerLike(Protocol):
 class SourceRunner:
     """Polls one source and decides when the next poll should be.
 
-    Success: the regular interval. Rate limited: at the platform's `retry_at`. Failing: exponential
+    Success: the regular interval. Rate limited: at the platform's `retry_at`. Lost a write race to
+    another instance: again in RACE_RETRY, not counted as a failure. Failing: exponential
     backoff from the interval up to MAX_BACKOFF; unhealthy after UNHEALTHY_AFTER failures in a row,
     healthy again on the first success.
     """
 
     MAX_BACKOFF = timedelta(minutes=30)
     UNHEALTHY_AFTER = 5
+    RACE_RETRY = timedelta(seconds=1)  # after losing a write race to another instance (not a failure)
 
     def __init__(self, poller: PollerLike, adapter: PlatformAdapter, source: Source, interval: timedelta,
                  locks: NamedLocks, clock: Callable[[], datetime] = utcnow) -> None:
@@ -94,13 +97,13 @@ class SourceRunner:
                 log.warning("%s rate limited; next poll at %s", self.source.name, exc.retry_at.isoformat())
                 return max(exc.retry_at, self.clock())
             except Exception as exc:
-                self.failures += 1
-                level = logging.ERROR if self.failures == self.UNHEALTHY_AFTER else logging.WARNING
-                kind = "platform error" if isinstance(exc, PlatformError) else "unexpected error"
-                log.log(level, "%s: %s (%d in a row%s): %s; next try in %s", self.source.name, kind, self.failures,
-                        ", source marked unhealthy" if not self.healthy else "", exc, self.backoff(),
-                        exc_info=not isinstance(exc, PlatformError))
-                return self.clock() + self.backoff()
+                if not lost_a_race(exc):
+                    return self._failed(exc)
+                # another instance changed the same rows (closed the same queue item) meanwhile; this
+                # poll's transaction was rolled back whole, so nothing is lost: read it again shortly
+                log.info("%s: another instance changed the same rows; polling again in %s", self.source.name,
+                         self.RACE_RETRY)
+                return self.clock() + self.RACE_RETRY
             if not self.healthy:
                 log.info("%s recovered after %d failures", self.source.name, self.failures)
             self.failures = 0
@@ -109,6 +112,15 @@ class SourceRunner:
                 log.warning("%s stopped at a limit; next poll at %s", self.source.name, retry_at.isoformat())
                 return max(retry_at, self.clock())
             return None
+
+    def _failed(self, exc: Exception) -> datetime:
+        self.failures += 1
+        level = logging.ERROR if self.failures == self.UNHEALTHY_AFTER else logging.WARNING
+        kind = "platform error" if isinstance(exc, PlatformError) else "unexpected error"
+        log.log(level, "%s: %s (%d in a row%s): %s; next try in %s", self.source.name, kind, self.failures,
+                ", source marked unhealthy" if not self.healthy else "", exc, self.backoff(),
+                exc_info=not isinstance(exc, PlatformError))
+        return self.clock() + self.backoff()
 
 
 class _Scheduler(BackgroundScheduler):
@@ -163,11 +175,15 @@ class Daemon:
             log.warning("cannot reschedule %s: it is not scheduled", job_id)
 
     def start(self) -> None:
-        self.scheduler.start()
-        for job in self.scheduler.get_jobs():
-            if job.id not in self.job_ids:  # left over from an older configuration
-                log.info("removing job %s: no longer configured", job.id)
-                job.remove()
+        """Start the scheduler. Instances sharing a database take turns here: the job store creates its
+        table and writes every job at start-up, and two doing that at once collide (PostgreSQL refuses
+        the second CREATE TABLE; it used to kill that instance)."""
+        with NamedLocks(self.engine).wait("daemon:start"):
+            self.scheduler.start()
+            for job in self.scheduler.get_jobs():
+                if job.id not in self.job_ids:  # left over from an older configuration
+                    log.info("removing job %s: no longer configured", job.id)
+                    job.remove()
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop taking new runs; with wait, finish the ones running (the current batch)."""

@@ -14,8 +14,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from models.errors import OpenEarError
 
@@ -29,6 +30,19 @@ class DatabaseError(OpenEarError):
 
 class SchemaOutdated(DatabaseError):
     pass
+
+
+# PostgreSQL's "try the transaction again" states: serialization_failure, deadlock_detected
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """Whether `exc` means a concurrent writer got there first (an optimistic version check failed,
+    or PostgreSQL aborted the transaction as a serialization failure or deadlock victim): the
+    transaction was rolled back whole and running it again is the fix."""
+    if isinstance(exc, StaleDataError):
+        return True
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
