@@ -49,8 +49,11 @@ def run_job(job_id: str) -> None:
     daemon, job = entry
     try:
         result = job()
-    except Exception:  # one bad job never stops the scheduler or the other jobs
-        log.exception("job %s failed", job_id)
+    except Exception as exc:  # one bad job never stops the scheduler or the other jobs
+        if lost_a_race(exc):  # rolled back whole; its next run does the work
+            log.info("job %s: another instance changed the same rows; it runs again on schedule", job_id)
+        else:
+            log.exception("job %s failed", job_id)
         return
     if isinstance(result, datetime):
         daemon.reschedule(job_id, result)

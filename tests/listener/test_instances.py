@@ -120,3 +120,27 @@ def test_a_poll_that_lost_a_race_runs_again_shortly_and_is_no_failure(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
     assert "another instance" in caplog.text
     assert run() is None and poller.calls == 2
+
+
+def test_any_job_that_lost_a_race_is_logged_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    from listener import scheduler
+
+    def lost() -> None:
+        raise StaleDataError("UPDATE statement on table 'replies' expected to update 1 row(s); 0 were matched.")
+
+    def bug() -> None:
+        raise KeyError("bug")
+
+    daemon = scheduler.Daemon.__new__(scheduler.Daemon)  # run_job needs only the registry entry
+    with caplog.at_level(logging.INFO, logger="listener.scheduler"):
+        for job_id, job in (("race-job", lost), ("bug-job", bug)):
+            with scheduler._jobs_guard:
+                scheduler._jobs[job_id] = (daemon, job)
+            try:
+                scheduler.run_job(job_id)
+            finally:
+                with scheduler._jobs_guard:
+                    del scheduler._jobs[job_id]
+    by_job = {r.args[0]: r for r in caplog.records if isinstance(r.args, tuple) and r.args}
+    assert by_job["race-job"].levelno == logging.INFO and not by_job["race-job"].exc_info
+    assert by_job["bug-job"].levelno == logging.ERROR and by_job["bug-job"].exc_info  # bugs keep their traceback
