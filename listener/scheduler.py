@@ -67,7 +67,8 @@ class SourceRunner:
     """Polls one source and decides when the next poll should be.
 
     Success: the regular interval. Rate limited: at the platform's `retry_at`. Lost a write race to
-    another instance: again in RACE_RETRY, not counted as a failure. Failing: exponential
+    another instance: again in RACE_RETRY, not a failure unless it happens more than
+    RACES_BEFORE_FAILURE times in a row. Failing: exponential
     backoff from the interval up to MAX_BACKOFF; unhealthy after UNHEALTHY_AFTER failures in a row,
     healthy again on the first success.
     """
@@ -75,12 +76,13 @@ class SourceRunner:
     MAX_BACKOFF = timedelta(minutes=30)
     UNHEALTHY_AFTER = 5
     RACE_RETRY = timedelta(seconds=1)  # after losing a write race to another instance (not a failure)
+    RACES_BEFORE_FAILURE = 3  # ... unless it loses that many in a row
 
     def __init__(self, poller: PollerLike, adapter: PlatformAdapter, source: Source, interval: timedelta,
                  locks: NamedLocks, clock: Callable[[], datetime] = utcnow) -> None:
         self.poller, self.adapter, self.source, self.interval = poller, adapter, source, interval
         self.locks, self.clock = locks, clock
-        self.failures = 0
+        self.failures = self.races = 0
 
     @property
     def healthy(self) -> bool:
@@ -100,13 +102,15 @@ class SourceRunner:
                 log.warning("%s rate limited; next poll at %s", self.source.name, exc.retry_at.isoformat())
                 return max(exc.retry_at, self.clock())
             except Exception as exc:
-                if not lost_a_race(exc):
-                    return self._failed(exc)
+                self.races = self.races + 1 if lost_a_race(exc) else 0
+                if not 0 < self.races <= self.RACES_BEFORE_FAILURE:
+                    return self._failed(exc)  # a race lost again and again is a bug, not bad luck
                 # another instance changed the same rows (closed the same queue item) meanwhile; this
                 # poll's transaction was rolled back whole, so nothing is lost: read it again shortly
                 log.info("%s: another instance changed the same rows; polling again in %s", self.source.name,
                          self.RACE_RETRY)
                 return self.clock() + self.RACE_RETRY
+            self.races = 0
             if not self.healthy:
                 log.info("%s recovered after %d failures", self.source.name, self.failures)
             self.failures = 0

@@ -144,3 +144,14 @@ def test_any_job_that_lost_a_race_is_logged_without_a_traceback(caplog: pytest.L
     by_job = {r.args[0]: r for r in caplog.records if isinstance(r.args, tuple) and r.args}
     assert by_job["race-job"].levelno == logging.INFO and not by_job["race-job"].exc_info
     assert by_job["bug-job"].levelno == logging.ERROR and by_job["bug-job"].exc_info  # bugs keep their traceback
+
+
+def test_a_race_lost_again_and_again_becomes_a_failure(engine: Engine, clock: FakeClock) -> None:
+    """Three lost races in a row are bad luck; the fourth is a bug that must back off and be seen."""
+    lost = StaleDataError("UPDATE statement on table 'queue_items' expected to update 1 row(s); 0 were matched.")
+    run = SourceRunner(ScriptedPoller([lost] * 5 + [None]), NoAdapter(), SOURCE, timedelta(seconds=60),
+                       NamedLocks(engine), clock)
+    delays = [(run() - clock()).total_seconds() for _ in range(5)]  # type: ignore[operator]
+    assert delays == [1, 1, 1, 120, 240]  # then the usual backoff: twice the 60 s interval, doubling
+    assert run.failures == 2
+    assert run() is None and run.failures == 0 and run.races == 0
